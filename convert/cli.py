@@ -1,0 +1,159 @@
+"""The command line: parse, load the config, call the pipeline. Nothing else lives here.
+
+Exit codes: 0 all good; 1 some input failed (the others were still converted);
+2 a usage or config error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from convert import __version__, pipeline
+from convert.config import Config, load_config
+from convert.errors import ConfigError, ConvertError
+from convert.model import to_json
+from convert.readers import sniff_reader
+from convert.text import printable
+
+EXIT_OK, EXIT_INPUT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _OneLineFormatter(logging.Formatter):
+    """`warning: PATH: reason`, with anything a terminal would act on escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {printable(record.getMessage())}"
+
+
+def _setup_logging(verbosity: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter())
+    root = logging.getLogger("convert")
+    root.handlers[:] = [handler]
+    root.propagate = False
+    root.setLevel({-1: logging.ERROR, 0: logging.WARNING}.get(verbosity, logging.INFO))
+
+
+def _config(ctx: click.Context) -> Config:
+    config = ctx.obj
+    assert isinstance(config, Config)
+    return config
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="feedx-convert")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Config file laid over the shipped config.yaml.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Say more.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, quiet: bool, verbose: bool) -> None:
+    """Clean feedx.net articles and republish them as Markdown, feeds and EPUB.
+
+    \b
+    Example:
+      feedx-convert markdown examples/nyt-putin-harbin.txt
+    """
+    _setup_logging(-1 if quiet else 1 if verbose else 0)
+    ctx.obj = load_config(config_path)
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for one .md per article (needed for several inputs).",
+)
+@click.option(
+    "--download-images",
+    is_flag=True,
+    help="Save pictures in OUTPUT/assets and link them relatively.",
+)
+@click.pass_context
+def markdown(
+    ctx: click.Context, inputs: tuple[str, ...], out_dir: Path | None, download_images: bool
+) -> int:
+    """Convert articles to Markdown with YAML front matter (`-` reads standard input).
+
+    \b
+    Examples:
+      feedx-convert markdown article.txt > article.md
+      feedx-convert markdown examples/*.txt -o out/markdown --download-images
+    """
+    config = _config(ctx)
+    if out_dir is None:
+        if len(inputs) > 1:
+            raise click.UsageError("several inputs need -o/--output DIR")
+        if download_images:
+            raise click.UsageError("--download-images needs -o/--output DIR")
+        outcome = pipeline.markdown_to_stdout(inputs[0], config)
+    else:
+        outcome = pipeline.markdown_to_folder(
+            inputs, out_dir, config, download_images=download_images
+        )
+        logging.getLogger("convert").info("wrote %d files into %s", len(outcome.written), out_dir)
+    return EXIT_INPUT_FAILED if outcome.failed else EXIT_OK
+
+
+@cli.command()
+@click.argument("file")
+@click.option("--raw", is_flag=True, help="Show the article as read, before cleaning.")
+@click.pass_context
+def inspect(ctx: click.Context, file: str, raw: bool) -> int:
+    """Print the normalized Article of FILE as JSON.
+
+    \b
+    Example:
+      feedx-convert inspect examples/nyt-putin-harbin.txt
+    """
+    config = _config(ctx)
+    if raw:
+        data = pipeline.read_bytes(file, config)
+        articles = sniff_reader(data, file)(data, file, config)
+    else:
+        articles = pipeline.read_articles(file, config)
+    shown = [to_json(article) for article in articles]
+    json.dump(shown[0] if len(shown) == 1 else shown, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    try:
+        result = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="feedx-convert",
+            standalone_mode=False,
+        )
+    except click.exceptions.Exit as done:  # --help, --version
+        return int(done.exit_code)
+    except click.ClickException as error:
+        error.show()
+        return EXIT_USAGE
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_USAGE
+    except ConfigError as error:
+        click.echo(f"error: {printable(str(error))}", err=True)
+        return EXIT_USAGE
+    except ConvertError as error:  # from commands that take a single input
+        click.echo(f"error: {printable(str(error))}", err=True)
+        return EXIT_INPUT_FAILED
+    except BrokenPipeError:
+        return EXIT_OK  # `feedx-convert markdown a.txt | head` is fine
+    return int(result) if isinstance(result, int) else EXIT_OK

@@ -1,0 +1,362 @@
+"""The job's settings and the site rules, read from YAML and checked against a schema.
+
+The shipped `config.yaml` holds every default, including the site rules; a
+user's file is laid over it (mappings merge key by key, everything else
+replaces). Each key is checked on load: an unknown or misspelled key, a wrong
+type, a bad time zone, regex or CSS selector is an error naming the file, the
+line and the key, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from lxml.cssselect import CSSSelector
+
+from convert.errors import ConfigError
+from convert.resources import resource_path
+
+# --- checks on single values (raise ValueError with the reason) -----------------------
+
+
+def _zone(value: str) -> None:
+    if value:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+
+
+def _regex(value: str) -> None:
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ValueError(f"bad regular expression {value!r}: {error}") from None
+
+
+def _selectors(values: tuple[str, ...]) -> None:
+    for value in values:
+        try:
+            CSSSelector(value)
+        except Exception as error:  # cssselect raises several unrelated types
+            raise ValueError(f"bad CSS selector {value!r}: {error}") from None
+
+
+def _mirror_template(value: str) -> None:
+    if value and not re.match(r"https?://", value):
+        raise ValueError("must start with http:// or https://")
+    if value and "{path}" not in value:
+        raise ValueError("must contain {path} (and usually {host})")
+
+
+def _origin_in(value: str) -> None:
+    if value not in {"query", "path"}:
+        raise ValueError("must be 'query' or 'path'")
+
+
+def _positive(value: float) -> None:
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+
+
+def _check(fn: Callable[[Any], None]) -> dict[str, Any]:
+    return {"check": fn}
+
+
+# --- the schema ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegexReplace:
+    """One regular-expression substitution on an article's HTML."""
+
+    pattern: str = field(metadata=_check(_regex))
+    """Python regular expression, searched in the body HTML."""
+
+    replace: str = ""
+    """Replacement, with `\\1` group references."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiteRules:
+    """What is special about one publication (calibre's recipe vocabulary)."""
+
+    name: str = ""
+    """Human name of the publication; the host when empty."""
+
+    timezone: str = field(default="", metadata=_check(_zone))
+    """IANA zone of its naive times (`pudate`); the job's zone when empty."""
+
+    language: str = ""
+    """BCP 47 tag of its text; detected from the URL and the text when empty."""
+
+    keep_only: tuple[str, ...] = field(default=(), metadata=_check(_selectors))
+    """CSS selectors: when any matches, only the matching elements are kept."""
+
+    remove: tuple[str, ...] = field(default=(), metadata=_check(_selectors))
+    """CSS selectors of elements to delete with their content."""
+
+    remove_attributes: tuple[str, ...] = ()
+    """Attribute names to delete from every element."""
+
+    regex_replace: tuple[RegexReplace, ...] = ()
+    """Substitutions applied to the body HTML before anything else."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageProxy:
+    """An image proxy or CDN whose URLs carry the picture's origin address."""
+
+    hosts: tuple[str, ...]
+    """Exact host names; nothing else is unwrapped."""
+
+    origin_in: str = field(metadata=_check(_origin_in))
+    """`query`: the origin is a query parameter; `path`: the origin is `/host/path`."""
+
+    parameter: str = "url"
+    """The query parameter holding the origin, for `origin_in: query`."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Promo:
+    """How the feedx mirror advertises itself inside articles."""
+
+    hosts: tuple[str, ...]
+    """Its own domains: links to them are promotion, never content."""
+
+    markers: tuple[str, ...]
+    """Text that starts the promotion block (`获取更多RSS`)."""
+
+    leading_stamp: str = field(metadata=_check(_regex))
+    """Regex of the `快讯` date stamp some mirrors put before the first paragraph."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Download:
+    """Limits of the one downloader (images, and feeds in later commands)."""
+
+    timeout: float = field(metadata=_check(_positive))
+    """Seconds to wait for a connection and for each read."""
+
+    max_bytes: int = field(metadata=_check(_positive))
+    """Largest response body accepted, in bytes."""
+
+    max_redirects: int
+    """Redirects followed before giving up."""
+
+    allow_private: bool
+    """Allow loopback, private and link-local addresses (tests, intranets)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """One job's settings."""
+
+    timezone: str = field(metadata=_check(_zone))
+    """IANA zone of naive times from sites without their own `timezone`."""
+
+    max_input_bytes: int = field(metadata=_check(_positive))
+    """Largest input file read, in bytes."""
+
+    image_mirror: str = field(metadata=_check(_mirror_template))
+    """Your own image mirror, `https://img.example.org/{host}{path}`; empty: origins."""
+
+    image_proxies: tuple[ImageProxy, ...]
+    """Proxies whose URLs are rewritten to the origin (or to `image_mirror`)."""
+
+    promo: Promo
+    """The mirror's own promotion, stripped from every article."""
+
+    tracking_parameters: tuple[str, ...]
+    """Glob patterns of query parameters dropped from links (`utm_*`)."""
+
+    download: Download
+    """Downloader limits."""
+
+    sites: Mapping[str, SiteRules] = field(default_factory=dict)
+    """Rules per host; a rule for `nytimes.com` also covers `cn.nytimes.com`."""
+
+    def rules_for(self, host: str) -> Rules:
+        """The rules that apply to an article from `host`."""
+        host = host.lower()
+        labels = host.split(".")
+        for start in range(len(labels)):
+            site = self.sites.get(".".join(labels[start:]))
+            if site is not None:
+                return Rules(config=self, site=site, host=host)
+        return Rules(config=self, site=SiteRules(), host=host)
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """What applies to one article: the job's settings and its site's rules."""
+
+    config: Config
+    """The whole job's settings."""
+
+    site: SiteRules
+    """The rules of the article's site (empty rules for an unknown site)."""
+
+    host: str
+    """The article's host."""
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """Time zone of the site's naive times."""
+        return ZoneInfo(self.site.timezone or self.config.timezone)
+
+    @property
+    def source_name(self) -> str:
+        """The publication's name, or its host."""
+        return self.site.name or self.host
+
+
+# --- loading --------------------------------------------------------------------------
+
+DEFAULT_CONFIG = "config.yaml"
+
+
+def load_config(path: Path | None = None) -> Config:
+    """The shipped defaults, with the file at `path` laid over them when given."""
+    base = _compose(resource_path(DEFAULT_CONFIG))
+    if path is not None:
+        base = _overlay(base, _compose(path))
+    config: Config = _build(Config, base, "")
+    return config
+
+
+def _compose(path: Path) -> yaml.Node:
+    try:
+        # A file handle (not its text) gives the marks its name for error messages.
+        with open(path, encoding="utf-8") as handle:
+            node = yaml.compose(handle, Loader=yaml.SafeLoader)
+    except OSError as error:
+        raise ConfigError(str(path), f"cannot read config: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "config is not UTF-8") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(str(path), f"not valid YAML: {error}".replace("\n", " ")) from None
+    if node is None:
+        node = yaml.MappingNode("tag:yaml.org,2002:map", [])
+    return node
+
+
+def _overlay(base: yaml.Node, top: yaml.Node) -> yaml.Node:
+    if not (isinstance(base, yaml.MappingNode) and isinstance(top, yaml.MappingNode)):
+        return top
+    merged: dict[str, tuple[yaml.Node, yaml.Node]] = {
+        str(key.value): (key, value) for key, value in base.value
+    }
+    for key, value in top.value:
+        name = str(key.value)
+        merged[name] = (key, _overlay(merged[name][1], value) if name in merged else value)
+    return yaml.MappingNode(top.tag, list(merged.values()), top.start_mark, top.end_mark)
+
+
+def _where(node: yaml.Node) -> str:
+    mark = node.start_mark
+    return f"{mark.name}:{mark.line + 1}"
+
+
+def _fail(node: yaml.Node, key: str, reason: str) -> ConfigError:
+    label = f"{key}: " if key else ""
+    return ConfigError(_where(node), f"{label}{reason}")
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _scalar(node: yaml.Node, key: str) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        raise _fail(node, key, "expected a single value")
+    value = yaml.SafeLoader("").construct_object(node)
+    if isinstance(value, str):
+
+        def expand(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise _fail(node, key, f"environment variable {name} is not set")
+            return os.environ[name]
+
+        value = _ENV.sub(expand, value)
+    return value
+
+
+def _build(hint: Any, node: yaml.Node, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build_dataclass(hint, node, key)
+    if origin is tuple:
+        if isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null"):
+            return ()
+        if not isinstance(node, yaml.SequenceNode):
+            raise _fail(node, key, "expected a list")
+        inner = typing.get_args(hint)[0]
+        return tuple(_build(inner, item, f"{key}[{i}]") for i, item in enumerate(node.value))
+    if origin in (Mapping, dict):
+        if not isinstance(node, yaml.MappingNode):
+            raise _fail(node, key, "expected a mapping")
+        inner = typing.get_args(hint)[1]
+        return {str(k.value).lower(): _build(inner, v, f"{key}.{k.value}") for k, v in node.value}
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unsupported config type {hint}")  # keep the schema simple
+    value = _scalar(node, key)
+    if hint is str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise _fail(node, key, "expected text")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _fail(node, key, "expected true or false")
+        return value
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(node, key, "expected a number")
+        if hint is int and not isinstance(value, int):
+            raise _fail(node, key, "expected a whole number")
+        return hint(value)
+    raise TypeError(f"unsupported config type {hint}")
+
+
+def _build_dataclass(cls: Any, node: yaml.Node, key: str) -> Any:
+    if not isinstance(node, yaml.MappingNode):
+        raise _fail(node, key, "expected a mapping")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        name = str(key_node.value)
+        path = f"{key}.{name}" if key else name
+        if name not in fields:
+            valid = ", ".join(sorted(fields))
+            raise _fail(key_node, path, f"unknown key (valid keys here: {valid})")
+        value = _build(hints[name], value_node, path)
+        check = fields[name].metadata.get("check")
+        if check is not None:
+            try:
+                check(value)
+            except ValueError as error:
+                raise _fail(value_node, path, str(error)) from None
+        values[name] = value
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in values
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise _fail(node, key, f"missing key(s): {', '.join(missing)}")
+    return cls(**values)

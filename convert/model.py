@@ -1,0 +1,175 @@
+"""The normalized document: what every reader builds and every writer reads.
+
+Readers produce these values, transforms return changed copies
+(`dataclasses.replace`), writers only read them. Everything is frozen so that a
+writer cannot change what the next writer sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Image:
+    """One picture of an article, with what the source says about it."""
+
+    url: str
+    """Where the picture lives: its origin, or the user's own mirror of it."""
+
+    mirrored_url: str = ""
+    """The URL as found in the input when it was rewritten (a proxy's, say); else empty."""
+
+    caption: str = ""
+    """The caption as plain text, without the credit."""
+
+    credit: str = ""
+    """Who made or owns the picture (the `<cite>` of a figure), plain text."""
+
+    width: int | None = None
+    """Width in pixels when the source states it."""
+
+    height: int | None = None
+    """Height in pixels when the source states it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Contributor:
+    """A person or desk credited for the article, other than its authors."""
+
+    name: str
+    """The name as printed."""
+
+    role: str
+    """What they did: `reporter`, `translator`, `photographer`, `editor`, ..."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Link:
+    """A related address: another language edition or the author's page."""
+
+    url: str
+    """The absolute http(s) address."""
+
+    rel: str
+    """The relation, as in HTML: `alternate` (another edition) or `author`."""
+
+    title: str = ""
+    """The link text the source gave it, plain text."""
+
+    language: str = ""
+    """BCP 47 tag of the linked edition for `alternate` links (`en`)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Article:
+    """One news article, cleaned or about to be."""
+
+    id: str
+    """Stable identifier: a hash of the canonical URL (or of the content without one)."""
+
+    title: str
+    """Headline as plain text."""
+
+    url: str
+    """The article's address at its origin, as the source gave it."""
+
+    canonical_url: str
+    """`url` normalized for deduplication: lower-case host, no `m.`, no tracking, no fragment."""
+
+    language: str
+    """BCP 47 tag of the text: `zh-Hans`, `zh-Hant`, `en`, ... (`und` when unknown)."""
+
+    source_name: str
+    """Human name of the publication (`纽约时报中文网`), or its host when unknown."""
+
+    source_host: str
+    """Host name of `url` (`cn.nytimes.com`)."""
+
+    body: str
+    """The article text as HTML; sanitized once the transforms have run."""
+
+    authors: tuple[str, ...] = ()
+    """Bylines, in the order printed."""
+
+    translator: str = ""
+    """Who translated the article (`纽约时报中文网`), when credited."""
+
+    contributors: tuple[Contributor, ...] = ()
+    """Everyone else credited, with their role, in the order printed."""
+
+    published: datetime | None = None
+    """Publication time, time-zone aware, in the source's own zone."""
+
+    captured: datetime | None = None
+    """When the mirror captured the article, time-zone aware (UTC)."""
+
+    summary: str = ""
+    """A short plain-text summary, when the source gives one."""
+
+    lead_image: Image | None = None
+    """The picture shown above the article; not repeated in `body`."""
+
+    images: tuple[Image, ...] = ()
+    """Every picture in reading order: the lead image first, then those in `body`."""
+
+    credits: tuple[str, ...] = ()
+    """Footer credit lines as plain text (reporting help, author bio, translation)."""
+
+    links: tuple[Link, ...] = ()
+    """Related addresses: the English edition, the author's page."""
+
+    tags: tuple[str, ...] = ()
+    """Subjects or sections, as given by the source."""
+
+
+# --- JSON -----------------------------------------------------------------------------
+# The JSON form is the model's fields by name; datetimes are ISO 8601 with their offset.
+# Conversion is driven by the type hints so that a new field needs no new code here.
+
+_T = TypeVar("_T")
+
+
+def to_json(value: Any) -> Any:
+    """Turn a model value into plain JSON-ready data (dicts, lists, strings, numbers)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [to_json(item) for item in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def from_json(cls: type[_T], data: Any) -> _T:
+    """Build a model value of type `cls` from what `to_json` produced."""
+    return typing.cast(_T, _decode(cls, data))
+
+
+def _decode(hint: Any, data: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if data is None:
+            return None
+        (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return _decode(inner, data)
+    if origin is tuple:
+        (inner, _ellipsis) = typing.get_args(hint)
+        return tuple(_decode(inner, item) for item in data)
+    if hint is datetime:
+        return datetime.fromisoformat(data)
+    if dataclasses.is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        names = {f.name for f in dataclasses.fields(hint)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(
+                f"unknown {typing.cast(type, hint).__name__} fields: {', '.join(sorted(unknown))}"
+            )
+        return typing.cast(Any, hint)(**{name: _decode(hints[name], data[name]) for name in data})
+    return data

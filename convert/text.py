@@ -1,0 +1,66 @@
+"""Plain-text rules shared by readers, transforms and writers (CJK spacing, safe characters)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Characters that are written without spaces between them: Han (with extensions),
+# kana, bopomofo, Hangul syllables and compatibility ideographs.
+CJK_LETTERS = (
+    "\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3190-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"
+)
+# Full-width punctuation: CJK symbols, full-width forms, vertical and small forms.
+CJK_PUNCTUATION = "\u3000-\u303f\ufe10-\ufe1f\ufe30-\ufe6f\uff01-\uff60\uffe0-\uffee"
+CJK = CJK_LETTERS + CJK_PUNCTUATION
+
+# Characters XML 1.0 forbids (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF).
+# nh3 keeps them and lxml, feedgen and ebooklib then fail, so they go first.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# HTML's own white space, which collapses; U+3000 and NBSP are meaningful and stay.
+_HTML_SPACE = " \t\n\r\f"
+_SPACE_RUN = re.compile(f"[{_HTML_SPACE}]+")
+# Terminal-hostile characters: controls and bidi overrides, shown escaped in messages.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def remove_invalid_xml_chars(text: str) -> str:
+    """Drop the characters that XML 1.0 cannot carry."""
+    return _XML_INVALID.sub("", text)
+
+
+def plain_text(text: str) -> str:
+    """One line of clean text: XML-safe, white space collapsed, CJK spacing tidied."""
+    return tidy_cjk_spacing(_SPACE_RUN.sub(" ", remove_invalid_xml_chars(text))).strip()
+
+
+# A white-space run between two CJK characters, or touching full-width punctuation,
+# is an artefact of line wrapping or of careless editing: Chinese puts no space there.
+_SPACE_AROUND_CJK_PUNCT = re.compile(
+    f"[{_HTML_SPACE}]+(?=[{CJK_PUNCTUATION}])|(?<=[{CJK_PUNCTUATION}])[{_HTML_SPACE}]+"
+)
+_NEWLINE_BETWEEN_CJK = re.compile(f"(?<=[{CJK}])[{_HTML_SPACE}]*\n[{_HTML_SPACE}]*(?=[{CJK}])")
+
+
+def tidy_cjk_spacing(text: str) -> str:
+    """Remove white space that Chinese typography does not have.
+
+    Spaces next to full-width punctuation go, and so does a line break between
+    two CJK characters (it came from wrapping the source); a plain space between
+    two ideographs is kept, since a source may separate names with it.
+    """
+    text = _NEWLINE_BETWEEN_CJK.sub("", text)
+    return _SPACE_AROUND_CJK_PUNCT.sub("", text)
+
+
+def printable(text: str) -> str:
+    """`text` safe to show on a terminal: controls and bidi overrides escaped."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def ascii_slug(text: str, max_length: int = 80) -> str:
+    """Lower-case ASCII words joined by `-`, at most `max_length` characters."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
+    return slug[:max_length].rstrip("-")

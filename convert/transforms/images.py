@@ -1,0 +1,123 @@
+"""Point pictures at their origin (or the user's mirror) instead of an image proxy."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+from convert.config import Config, ImageProxy, Rules
+from convert.fragments import inner_html, parse_fragment
+from convert.model import Article, Image
+from convert.urls import is_web_url
+
+log = logging.getLogger(__name__)
+
+# A proxied URL may wrap another proxy; unwrap a few layers, no more.
+_MAX_LAYERS = 3
+
+
+def rewrite_mirrored_images(article: Article, rules: Rules) -> Article:
+    """Rewrite every proxied picture URL in the body and the image list."""
+    config = rules.config
+    rewritten: dict[str, str] = {}
+
+    def resolve(url: str) -> str:
+        if url not in rewritten:
+            absolute = urljoin(article.url, url.strip()) if article.url else url.strip()
+            rewritten[url] = image_origin(absolute, config)
+        return rewritten[url]
+
+    root = parse_fragment(article.body)
+    for img in list(root.iter("img")):
+        src = (img.get("src") or "").strip()
+        img.attrib.pop("srcset", None)  # proxy-made sizes; the origin is enough
+        new = resolve(src)
+        if not new:
+            log.warning(
+                "%s: dropped a picture whose proxy URL has no usable origin: %s",
+                article.url,
+                src[:120],
+            )
+            figure = next((a for a in img.iterancestors("figure")), None)
+            (figure if figure is not None else img).drop_tree()
+        else:
+            img.set("src", new)
+    for anchor in root.iter("a"):
+        href = (anchor.get("href") or "").strip()
+        if _proxy_for(href, config) is not None:
+            anchor.set("href", resolve(href) or "")
+
+    def moved(image: Image) -> Image | None:
+        new = resolve(image.url)
+        if not new:
+            return None
+        if new == image.url:
+            return image
+        return dataclasses.replace(image, url=new, mirrored_url=image.mirrored_url or image.url)
+
+    lead = moved(article.lead_image) if article.lead_image else None
+    images = tuple(m for m in (moved(image) for image in article.images) if m is not None)
+    return dataclasses.replace(article, body=inner_html(root), lead_image=lead, images=images)
+
+
+def image_origin(url: str, config: Config) -> str:
+    """Where a picture really is: its unwrapped origin, or '' when a proxy hides none.
+
+    With `image_mirror` set, every web picture goes through the user's mirror instead.
+    """
+    origin = url
+    for _ in range(_MAX_LAYERS + 1):
+        proxy = _proxy_for(origin, config)
+        if proxy is None:
+            break
+        origin = _unwrap(origin, proxy)
+        if not origin:
+            return ""
+    else:
+        return ""  # proxies all the way down
+    if not is_web_url(origin):
+        return "" if origin != url else url  # a relative URL is the sanitizer's business
+    return _to_mirror(origin, config.image_mirror) if config.image_mirror else origin
+
+
+def _proxy_for(url: str, config: Config) -> ImageProxy | None:
+    try:
+        host = (urlsplit(_with_scheme(url)).hostname or "").lower()
+    except ValueError:
+        return None
+    return next((p for p in config.image_proxies if host in p.hosts), None)
+
+
+def _with_scheme(url: str) -> str:
+    """Give a scheme to `//host/...` and `host/...` so that it parses as an address."""
+    url = url.strip()
+    if url.startswith("//"):
+        return "https:" + url
+    if "://" not in url.split("?", 1)[0]:
+        return "https://" + url
+    return url
+
+
+def _unwrap(url: str, proxy: ImageProxy) -> str:
+    parts = urlsplit(_with_scheme(url))
+    if proxy.origin_in == "query":
+        # parse_qsl undoes the percent-encoding; proxy options (&w=, &output=) are dropped.
+        values = [v for k, v in parse_qsl(parts.query) if k == proxy.parameter]
+        if not values or not values[0].strip():
+            return ""
+        origin = values[0].strip()
+        if origin.startswith("ssl:"):  # weserv's old spelling of https
+            origin = "https://" + origin[4:]
+        return _with_scheme(origin)
+    # `i0.wp.com/host/path?w=…`: the path is the origin; the query is Photon's options.
+    path = parts.path.lstrip("/")
+    return _with_scheme(path) if "/" in path or "." in path else ""
+
+
+def _to_mirror(origin: str, template: str) -> str:
+    parts = urlsplit(origin)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return template.format(host=parts.netloc.lower(), path=path)

@@ -1,0 +1,109 @@
+"""Strip what the feedx mirror adds to every article: its promotion block and links."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from lxml.html import HtmlElement
+
+from convert.config import Promo, Rules
+from convert.fragments import inner_html, parse_fragment, text_of
+from convert.model import Article
+from convert.urls import host_of
+
+# Elements that carry no content of their own once the promotion is gone.
+_SPACERS = frozenset({"br", "hr"})
+_CONTAINERS = frozenset({"section", "article", "main", "div", "p", "blockquote", "figure"})
+
+
+def strip_feedx_promo(article: Article, rules: Rules) -> Article:
+    """Remove the `获取更多RSS` block, links to feedx domains and a leading `快讯` stamp."""
+    promo = rules.config.promo
+    root = parse_fragment(article.body)
+    _cut_promo_block(root, promo)
+    _drop_promo_links(root, promo)
+    _drop_leading_stamp(root, re.compile(promo.leading_stamp))
+    _trim_trailing_spacers(root)
+    return dataclasses.replace(article, body=inner_html(root))
+
+
+def _is_promo_host(href: str, promo: Promo) -> bool:
+    host = host_of(href)
+    return any(host == h or host.endswith("." + h) for h in promo.hosts)
+
+
+def _cut_promo_block(root: HtmlElement, promo: Promo) -> None:
+    """Delete everything from the first promotion marker to the end of its block."""
+    for element in root.iter():
+        for slot in ("text", "tail"):
+            value = getattr(element, slot) or ""
+            at = min((value.find(m) for m in promo.markers if m in value), default=-1)
+            if at < 0:
+                continue
+            if slot == "text" and element is not root:
+                # `<div>获取更多RSS：<a>…</a></div>`: the block is the promotion.
+                element.drop_tree()
+                return
+            # `<hr/>获取更多RSS：<a>…</a>`: the promotion runs to the end of the parent.
+            parent = element if slot == "text" else element.getparent()
+            setattr(element, slot, value[:at])
+            start = element if slot == "tail" else None
+            siblings = list(parent) if start is None else list(start.itersiblings())
+            for sibling in siblings:
+                if not _is_promo_leftover(sibling, promo):
+                    break
+                sibling.drop_tree()
+            return
+
+
+def _is_promo_leftover(element: HtmlElement, promo: Promo) -> bool:
+    """A link to the mirror, a spacer, or an empty element, with no real text after it."""
+    if (element.tail or "").strip():
+        return False
+    if element.tag in _SPACERS:
+        return True
+    if element.tag == "a" and _is_promo_host(element.get("href") or "", promo):
+        return True
+    return not text_of(element).strip() and next(element.iter("img"), None) is None
+
+
+def _drop_promo_links(root: HtmlElement, promo: Promo) -> None:
+    """Links to feedx domains go; words that were linked stay unless they are the URL."""
+    for anchor in list(root.iter("a")):
+        href = anchor.get("href") or ""
+        if not _is_promo_host(href, promo):
+            continue
+        label = text_of(anchor).strip()
+        if not label or _is_promo_host(label if "//" in label else "//" + label, promo):
+            anchor.drop_tree()
+        else:
+            anchor.drop_tag()
+
+
+def _drop_leading_stamp(root: HtmlElement, stamp: re.Pattern[str]) -> None:
+    """Drop a first block that is only a `快讯 2024-05-23 14:05` stamp."""
+    if stamp.match(root.text or "") and (root.text or "").strip():
+        root.text = ""
+        return
+    for element in root.iter():
+        if element is root:
+            continue
+        text = text_of(element)
+        if not text.strip() or any(child.tag in _CONTAINERS for child in element):
+            continue  # empty, or a wrapper whose first block comes next
+        if stamp.match(text) and next(element.iter("img"), None) is None:
+            element.drop_tree()
+        return
+
+
+def _trim_trailing_spacers(root: HtmlElement) -> None:
+    """Remove `<br>`, `<hr>` and empty elements left at the very end of the article."""
+    while len(root):
+        last = root[-1]
+        if (last.tail or "").strip() or not (
+            last.tag in _SPACERS
+            or (not text_of(last).strip() and next(last.iter("img"), None) is None)
+        ):
+            return
+        last.drop_tree()

@@ -1,0 +1,165 @@
+"""Make the body safe to publish: nh3 with a short allow-list, web URLs only, no trackers."""
+
+from __future__ import annotations
+
+import dataclasses
+from urllib.parse import urlsplit
+
+import nh3
+
+from convert.config import Rules
+from convert.model import Article, Image, Link
+from convert.text import plain_text, remove_invalid_xml_chars
+from convert.urls import drop_tracking, is_web_url
+
+# Structure and emphasis that articles use; everything else is unwrapped to its text.
+ALLOWED_TAGS = frozenset(
+    {
+        "a",
+        "abbr",
+        "b",
+        "blockquote",
+        "br",
+        "caption",
+        "cite",
+        "code",
+        "dd",
+        "del",
+        "div",
+        "dl",
+        "dt",
+        "em",
+        "figcaption",
+        "figure",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "i",
+        "img",
+        "ins",
+        "kbd",
+        "li",
+        "mark",
+        "ol",
+        "p",
+        "pre",
+        "q",
+        "s",
+        "section",
+        "small",
+        "strong",
+        "sub",
+        "sup",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "u",
+        "ul",
+    }
+)
+# Removed together with their content: code, frames, plug-ins, forms, foreign markup.
+DROPPED_WITH_CONTENT = frozenset(
+    {
+        "script",
+        "style",
+        "template",
+        "noscript",
+        "iframe",
+        "frame",
+        "frameset",
+        "object",
+        "embed",
+        "applet",
+        "form",
+        "input",
+        "button",
+        "select",
+        "textarea",
+        "svg",
+        "math",
+        "audio",
+        "video",
+        "canvas",
+        "title",
+        "head",
+        "meta",
+        "link",
+        "base",
+    }
+)
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "abbr": {"title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "ol": {"start", "reversed"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan", "scope"},
+}
+
+
+def sanitize_body(article: Article, rules: Rules) -> Article:
+    """Sanitize the body and every URL and text field of the article."""
+    tracking = rules.config.tracking_parameters
+
+    def keep_url(tag: str, attribute: str, value: str) -> str | None:
+        if attribute not in ("href", "src"):
+            return value
+        scheme = urlsplit(value).scheme.lower() if value else ""
+        # Pictures must come from the web; links may also be mailto:.
+        if scheme == "mailto" and tag == "a":
+            return value
+        if not is_web_url(value):
+            return None
+        return drop_tracking(value, tracking)
+
+    body = nh3.clean(
+        remove_invalid_xml_chars(article.body),
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags=set(DROPPED_WITH_CONTENT),
+        attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
+        attribute_filter=keep_url,
+        url_schemes={"http", "https", "mailto"},
+        url_relative=("rewrite_with_base", article.url) if is_web_url(article.url) else "deny",
+        link_rel=None,
+        strip_comments=True,
+    )
+
+    def clean_image(image: Image) -> Image | None:
+        if not is_web_url(image.url):
+            return None
+        return dataclasses.replace(
+            image,
+            url=drop_tracking(image.url, tracking),
+            caption=plain_text(image.caption),
+            credit=plain_text(image.credit),
+        )
+
+    def clean_link(link: Link) -> Link | None:
+        if not is_web_url(link.url):
+            return None
+        return dataclasses.replace(
+            link, url=drop_tracking(link.url, tracking), title=plain_text(link.title)
+        )
+
+    lead = clean_image(article.lead_image) if article.lead_image else None
+    return dataclasses.replace(
+        article,
+        body=body,
+        title=plain_text(article.title),
+        summary=plain_text(article.summary),
+        authors=tuple(a for a in (plain_text(a) for a in article.authors) if a),
+        translator=plain_text(article.translator),
+        credits=tuple(c for c in (plain_text(c) for c in article.credits) if c),
+        lead_image=lead,
+        images=tuple(i for i in (clean_image(i) for i in article.images) if i is not None),
+        links=tuple(k for k in (clean_link(k) for k in article.links) if k is not None),
+        tags=tuple(t for t in (plain_text(t) for t in article.tags) if t),
+    )

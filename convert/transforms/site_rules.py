@@ -1,0 +1,43 @@
+"""Per-site rules from config: regex substitutions, keep_only, remove, remove_attributes."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import lxml.html
+
+from convert.config import Rules
+from convert.fragments import inner_html, parse_fragment
+from convert.model import Article
+
+
+def apply_site_rules(article: Article, rules: Rules) -> Article:
+    """Apply the article's site rules to its body, in calibre's order."""
+    site = rules.site
+    if not (site.regex_replace or site.keep_only or site.remove or site.remove_attributes):
+        return article
+    body = article.body
+    for rule in site.regex_replace:
+        body = re.sub(rule.pattern, rule.replace, body)
+    root = parse_fragment(body)
+    if site.keep_only:
+        kept = [el for selector in site.keep_only for el in root.cssselect(selector)]
+        # An element inside another kept element comes along with it.
+        outermost = [el for el in kept if not any(a in kept for a in el.iterancestors())]
+        if outermost:
+            fresh = lxml.html.Element("div")
+            for element in outermost:
+                element.tail = None
+                fresh.append(element)
+            root = fresh
+    for selector in site.remove:
+        for element in root.cssselect(selector):
+            if element is not root:
+                element.drop_tree()
+    if site.remove_attributes:
+        names = set(site.remove_attributes)
+        for element in root.iter():
+            for name in names.intersection(element.attrib):
+                del element.attrib[name]
+    return dataclasses.replace(article, body=inner_html(root))

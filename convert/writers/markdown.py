@@ -1,0 +1,284 @@
+"""Markdown: YAML front matter from a template, then the article through markdownify.
+
+The converter is a markdownify subclass that keeps the output inert (escaped text,
+web-only targets), keeps every caption and credit, and writes Chinese without the
+spaces and broken emphasis that a Western-minded converter leaves.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import jinja2
+import yaml
+from bs4 import Tag
+from markdownify import ATX, BACKSLASH, MarkdownConverter
+
+from convert.model import Article, Image
+from convert.resources import resource_path
+from convert.text import CJK, ascii_slug
+
+# markdownify's own type hints omit most converter methods; reach them untyped.
+_Base: Any = MarkdownConverter
+_ConvertFn = Callable[[Any, Tag, str, set[str]], str]
+_HAS_CJK = re.compile(f"[{CJK}]")
+# Characters that end a Markdown link destination or title, or confuse autolinks.
+_URL_SAFE = "".join(sorted(set("!#$%&'*+,-./:;=?@[]_~") - set("()<> ")))
+
+
+def markdown_url(url: str) -> str:
+    """`url` made safe as a Markdown destination: parentheses, spaces, `<>` escaped."""
+    return quote(url, safe=_URL_SAFE + "%")
+
+
+def _is_safe_target(url: str, *, link: bool) -> bool:
+    """Only web addresses (and mailto: for links) may become targets."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return False
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        return bool(parts.netloc)
+    if link and scheme == "mailto":
+        return True
+    # A relative path is only ever ours (downloaded pictures in assets/).
+    return not scheme and not parts.netloc and not url.startswith(("/", "\\"))
+
+
+def _escape_label(text: str) -> str:
+    """Text inside `[...]` or `![...]`: brackets and backslashes escaped, one line."""
+    text = re.sub(r"\s+", " ", text).strip()
+    return re.sub(r"([\\\[\]])", r"\\\1", text)
+
+
+def _is_punctuation(char: str) -> bool:
+    return unicodedata.category(char).startswith("P")
+
+
+def _keeping_space(convert: _ConvertFn) -> _ConvertFn:
+    """markdownify drops whitespace-only inline tags, gluing the words around them."""
+
+    def implementation(self: Any, el: Tag, text: str, parent_tags: set[str]) -> str:
+        if text and not text.strip():
+            return " "
+        return convert(self, el, text, parent_tags)
+
+    return implementation
+
+
+def _flanking_safe(convert: _ConvertFn) -> _ConvertFn:
+    """Keep emphasis markers off punctuation so that `**“新三样”**等` stays bold.
+
+    CommonMark does not close `**` that follows punctuation when a letter comes
+    next, which is the normal case in Chinese; moving the quotes outside the
+    markers keeps the emphasis.
+    """
+
+    def implementation(self: Any, el: Tag, text: str, parent_tags: set[str]) -> str:
+        stripped = text.strip()
+        head = ""
+        while stripped and _is_punctuation(stripped[0]) and stripped[0] != "\\":
+            head, stripped = head + stripped[0], stripped[1:]
+        tail = ""
+        while stripped and _is_punctuation(stripped[-1]) and not stripped.endswith("\\"):
+            if len(stripped) > 1 and stripped[-2] == "\\":
+                break  # an escaped character stays with its backslash
+            tail, stripped = stripped[-1] + tail, stripped[:-1]
+        if not stripped:
+            return text
+        inner = convert(self, el, stripped, parent_tags)
+        return head + inner + tail
+
+    return implementation
+
+
+class ArticleMarkdownConverter(MarkdownConverter):
+    """markdownify, made inert and CJK-aware; `local_images` maps URLs to local files."""
+
+    def __init__(self, local_images: Mapping[str, str] | None = None) -> None:
+        super().__init__(
+            bs4_options="lxml",
+            heading_style=ATX,
+            bullets="-",
+            newline_style=BACKSLASH,
+            escape_misc=True,
+            escape_asterisks=True,
+            escape_underscores=True,
+            autolinks=False,
+            table_infer_header=True,
+        )
+        self.local_images = dict(local_images or {})
+
+    # Inline emphasis: keep spaces of whitespace-only tags, keep markers off punctuation.
+    convert_b = _keeping_space(_flanking_safe(_Base.convert_b))
+    convert_strong = convert_b
+    convert_em = _keeping_space(_flanking_safe(_Base.convert_em))
+    convert_i = convert_em
+    convert_del = _keeping_space(_flanking_safe(_Base.convert_del))
+    convert_s = convert_del
+    convert_code = _keeping_space(_Base.convert_code)
+
+    def image_target(self, url: str) -> str | None:
+        """Where a picture is, for Markdown: a downloaded copy, or its web address."""
+        if url in self.local_images:
+            return self.local_images[url]
+        return markdown_url(url) if _is_safe_target(url, link=False) else None
+
+    @_keeping_space
+    def convert_a(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        href = str(el.get("href") or "").strip()
+        if "_noformat" in parent_tags or not text.strip():
+            return text
+        if not href or not _is_safe_target(href, link=True):
+            return text
+        prefix = " " if text.startswith(" ") else ""
+        suffix = " " if text.endswith(" ") else ""
+        title = str(el.get("title") or "")
+        title_part = f' "{_escape_title(title)}"' if title else ""
+        return f"{prefix}[{text.strip()}]({markdown_url(href)}{title_part}){suffix}"
+
+    def convert_img(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        target = self.image_target(str(el.get("src") or ""))
+        alt = _escape_label(str(el.get("alt") or ""))
+        if target is None:
+            return alt
+        return f"![{alt}]({target})"
+
+    def convert_figure(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        img = el.find("img")
+        figcaption = el.find("figcaption")
+        credit = ""
+        caption = ""
+        if isinstance(figcaption, Tag):
+            cites = figcaption.find_all("cite")
+            credit = " ".join(c.get_text(" ", strip=True) for c in cites)
+            caption = "".join(
+                c.get_text() if isinstance(c, Tag) else str(c)
+                for c in figcaption.children
+                if not (isinstance(c, Tag) and c.name == "cite")
+            )
+        picture = self.convert_img(img, "", parent_tags) if isinstance(img, Tag) else ""
+        return "\n\n" + figure_markdown(picture, caption, credit, self) + "\n\n"
+
+    def escape_text(self, text: str) -> str:
+        """Escape plain text the way body text is escaped."""
+        return str(_Base.escape(self, re.sub(r"\s+", " ", text).strip(), set()))
+
+
+def _escape_title(title: str) -> str:
+    return re.sub(r'(["\\])', r"\\\1", re.sub(r"\s+", " ", title))
+
+
+def figure_markdown(picture: str, caption: str, credit: str, conv: ArticleMarkdownConverter) -> str:
+    """A picture line, then its caption and credit as one italic line."""
+    caption = re.sub(r"\s+", " ", caption).strip()
+    credit = re.sub(r"\s+", " ", credit).strip()
+    if credit:
+        wide = _HAS_CJK.search(caption + credit)
+        caption = f"{caption}（{credit}）" if wide else f"{caption} ({credit})".strip()
+    if not caption:
+        return picture
+    line = f"*{conv.escape_text(caption)}*"
+    return f"{picture}\n\n{line}" if picture else line
+
+
+# --- the whole document ---------------------------------------------------------------
+
+
+def _yaml_value(value: Any) -> str:
+    """One YAML value on one line: quoted where YAML would misread it."""
+    dumped = yaml.safe_dump(value, allow_unicode=True, default_flow_style=True, width=2**31)
+    return str(dumped).removesuffix("\n...\n").strip()
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(resource_path("templates")),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # Markdown, not HTML: values go through the yaml filter
+    )
+    env.filters["yaml"] = _yaml_value
+    return env
+
+
+@functools.cache
+def _templates() -> jinja2.Environment:
+    return _environment()
+
+
+def front_matter(article: Article, local_images: Mapping[str, str] | None = None) -> str:
+    """The YAML front matter block, from `templates/markdown/front-matter.yaml.j2`."""
+    english = next(
+        (k.url for k in article.links if k.rel == "alternate" and k.language == "en"), ""
+    )
+    lead = article.lead_image
+    lead_url = ""
+    if lead is not None:
+        lead_url = (local_images or {}).get(lead.url, lead.url)
+    published: datetime | None = article.published
+    return (
+        _templates()
+        .get_template("markdown/front-matter.yaml.j2")
+        .render(
+            article=article,
+            published=published.isoformat() if published else "",
+            english_url=english,
+            lead_image=lead_url,
+        )
+    )
+
+
+def render_markdown(article: Article, local_images: Mapping[str, str] | None = None) -> str:
+    """The whole Markdown file for one article."""
+    conv = ArticleMarkdownConverter(local_images)
+    parts = [front_matter(article, local_images).rstrip("\n")]
+    parts.append(f"# {conv.escape_text(article.title)}")
+    if article.lead_image is not None:
+        parts.append(_image_markdown(article.lead_image, conv))
+    body = str(conv.convert(article.body)).strip()
+    if body:
+        parts.append(body)
+    footer = [conv.escape_text(line) for line in article.credits]
+    footer += [
+        f"[{_escape_label(link.title or link.url)}]({markdown_url(link.url)})"
+        for link in article.links
+        if _is_safe_target(link.url, link=True)
+    ]
+    if footer:
+        parts.append("---")
+        parts.extend(footer)
+    return "\n\n".join(parts) + "\n"
+
+
+def _image_markdown(image: Image, conv: ArticleMarkdownConverter) -> str:
+    target = conv.image_target(image.url)
+    picture = f"![{_escape_label(image.caption)}]({target})" if target else ""
+    return figure_markdown(picture, image.caption, image.credit, conv)
+
+
+def markdown_file_name(article: Article, taken: set[str]) -> str:
+    """`YYYY-MM-DD-<slug of the URL path>.md`: ASCII, at most 100 characters, unique."""
+    when = article.published or article.captured
+    date = when.strftime("%Y-%m-%d") if when else "undated"
+    try:
+        path = urlsplit(article.url).path
+    except ValueError:
+        path = ""
+    path = re.sub(r"/(index)?\.[a-z]{2,5}$|\.s?html?$", "", path)
+    slug = ascii_slug(path, max_length=80) or article.id
+    stem = f"{date}-{slug}"[:96].rstrip("-")
+    name, counter = f"{stem}.md", 2
+    while name in taken:
+        suffix = f"-{counter}"
+        name = f"{stem[: 96 - len(suffix)].rstrip('-')}{suffix}.md"
+        counter += 1
+    taken.add(name)
+    return name
