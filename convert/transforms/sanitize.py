@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import nh3
 
@@ -108,10 +108,12 @@ ALLOWED_ATTRIBUTES = {
 def sanitize_body(article: Article, rules: Rules) -> Article:
     """Sanitize the body and every URL and text field of the article."""
     tracking = rules.config.tracking_parameters
+    base = article.url if is_web_url(article.url) else ""
 
     def keep_url(tag: str, attribute: str, value: str) -> str | None:
         if attribute not in ("href", "src"):
             return value
+        value = urljoin(base, value.strip()) if base else value.strip()
         scheme = urlsplit(value).scheme.lower() if value else ""
         # Pictures must come from the web; links may also be mailto:.
         if scheme == "mailto" and tag == "a":
@@ -127,7 +129,9 @@ def sanitize_body(article: Article, rules: Rules) -> Article:
         attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
         attribute_filter=keep_url,
         url_schemes={"http", "https", "mailto"},
-        url_relative=("rewrite_with_base", article.url) if is_web_url(article.url) else "deny",
+        # keep_url resolves relative URLs and drops what stays relative ("deny" would
+        # strip them before keep_url sees them).
+        url_relative="pass_through",
         link_rel=None,
         strip_comments=True,
     )

@@ -137,10 +137,17 @@ def _drop_edge_breaks(root: HtmlElement) -> None:
 
 
 def _drop_empty(root: HtmlElement) -> None:
-    """Remove elements with no text and no picture, innermost first."""
+    """Remove elements with no text and no picture, innermost first.
+
+    An empty inline element keeps its white space as plain text, so that the
+    words around it stay apart.
+    """
     for element in reversed(list(root.iter())):
         if element is root or element.tag not in _EMPTY_REMOVABLE:
             continue
         if (element.text or "").strip() or len(element):
             continue
-        element.drop_tree()
+        if element.tag in _BLOCKS:
+            element.drop_tree()
+        else:
+            element.drop_tag()

@@ -1,0 +1,52 @@
+"""Shared fixtures: the shipped config and builders for articles made in tests."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from convert.config import Config, load_config
+from convert.model import Article
+from convert.urls import canonical_url, host_of, stable_id
+
+
+@pytest.fixture(scope="session")
+def config() -> Config:
+    """The shipped config.yaml."""
+    return load_config()
+
+
+def make_article(
+    body: str, url: str = "https://cn.nytimes.com/world/20240520/x/", **fields: Any
+) -> Article:
+    """An article with `body`, as a reader would build it."""
+    values: dict[str, Any] = {
+        "id": stable_id(url),
+        "title": "标题",
+        "url": url,
+        "canonical_url": canonical_url(url, ()),
+        "language": "zh-Hans",
+        "source_name": host_of(url),
+        "source_host": host_of(url),
+        "body": body,
+        "published": datetime(2024, 5, 20, 1, 52, 45, tzinfo=UTC),
+    }
+    values.update(fields)
+    return Article(**values)
+
+
+def feedx_dump(
+    html: str,
+    *,
+    title: str = "标题",
+    url: str = "https://cn.nytimes.com/world/20240520/x/",
+    stamp: str = "1716170821000",
+) -> bytes:
+    """A feedx article file around `html`."""
+    return f"<!--{stamp}-->\n[{title}]({url})\n------\n\n{html}\n".encode()
