@@ -1,0 +1,129 @@
+"""The command line as a user meets it: messages, exit codes, files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from goldens import ROOT
+
+from convert.cli import main
+
+SEED = ROOT / "examples" / "nyt-putin-harbin.txt"
+
+
+def run(
+    *args: str, stdin: bytes | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """`python -m convert ARGS` in a fresh process, as a user would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "convert", *args],
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+
+
+def test_one_input_prints_markdown() -> None:
+    done = run("markdown", str(SEED))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("---\ntitle: 普京访问哈工大")
+    assert done.stderr == ""
+
+
+def test_standard_input() -> None:
+    done = run("markdown", "-", stdin=SEED.read_bytes())
+    assert done.returncode == 0, done.stderr
+    assert "# 普京访问哈工大" in done.stdout
+
+
+def test_bad_inputs_are_one_line_each_and_the_rest_is_converted(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("just some notes\n", "utf-8")
+    undecodable = tmp_path / "undecodable.txt"
+    undecodable.write_bytes(
+        b"<!--1716170821000-->\n[t](https://a.org/x)\n------\n\n<p>\xff\xfe\xfd</p>"
+    )
+    missing = tmp_path / "missing.txt"
+    out = tmp_path / "out"
+    done = run(
+        "markdown",
+        str(missing),
+        str(empty),
+        str(SEED),
+        str(notes),
+        str(undecodable),
+        "-o",
+        str(out),
+    )
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert lines == [
+        f"error: {missing}: no such file",
+        f"error: {empty}: empty file",
+        f"error: {notes}: not a feedx article: "
+        "expected '<!--epoch-->', '[title](url)' and '------'",
+        f"error: {undecodable}: undecodable bytes: neither UTF-8 (byte 53) nor GB18030 (byte 53)",
+    ]
+    assert "Traceback" not in done.stderr
+    assert [p.name for p in out.iterdir()] == [
+        "2024-05-20-world-20240520-putin-xi-china-russia-military-ties.md"
+    ]
+
+
+def test_folder_output_for_all_examples(tmp_path: Path) -> None:
+    examples = sorted(str(p) for p in (ROOT / "examples").glob("*.txt"))
+    assert main(["markdown", *examples, "-o", str(tmp_path)]) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == len(examples)
+    assert all(n.isascii() and len(n) <= 100 and n.endswith(".md") for n in names)
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file is left behind
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["markdown", str(SEED), str(SEED)]) == 2
+    assert "several inputs need -o" in capsys.readouterr().err
+    assert main(["markdown", str(SEED), "--download-images"]) == 2
+    assert main(["frobnicate"]) == 2
+
+
+def test_unknown_config_key_names_key_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "my.yaml"
+    config.write_text("timezone: Asia/Shanghai\nimage_mirorr: https://x.org/{path}\n", "utf-8")
+    assert main(["-c", str(config), "markdown", str(SEED)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {config}:2: image_mirorr: unknown key")
+    assert len(err.splitlines()) == 1
+
+
+def test_inspect_prints_article_json() -> None:
+    done = run("inspect", str(SEED))
+    assert done.returncode == 0, done.stderr
+    assert '"published": "2024-05-20T09:52:45+08:00"' in done.stdout
+
+
+def test_help_shows_examples() -> None:
+    for command in ("markdown", "inspect"):
+        done = run(command, "--help")
+        assert done.returncode == 0
+        assert "Example" in done.stdout
+
+
+def test_terminal_escapes_in_messages_are_not_echoed_raw(tmp_path: Path) -> None:
+    hostile = tmp_path / "evil\x1b[31mred\u202e.txt"
+    hostile.write_bytes(b"")
+    done = run("markdown", str(hostile), "-o", str(tmp_path / "o"))
+    assert done.returncode == 1
+    assert "\x1b" not in done.stderr and "\u202e" not in done.stderr
+    assert "\\x1b[31mred\\u202e" in done.stderr

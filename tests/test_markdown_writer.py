@@ -1,0 +1,94 @@
+"""The Markdown writer, from models built here: inert, CJK-aware, safe file names."""
+
+from __future__ import annotations
+
+import lxml.html
+from conftest import make_article
+from markdown_it import MarkdownIt
+
+from convert.model import Article, Image
+from convert.writers.markdown import markdown_file_name, render_markdown
+
+
+def rendered(article: Article) -> lxml.html.HtmlElement:
+    body = render_markdown(article).split("---\n", 2)[2]
+    html = MarkdownIt("commonmark").enable("table").render(body)
+    return lxml.html.fragment_fromstring(html, create_parent="div")
+
+
+def test_html_and_markdown_in_text_stay_text() -> None:
+    article = make_article(
+        "<p>&lt;script&gt;alert(1)&lt;/script&gt; [x](javascript:alert(1)) "
+        "*不是强调* # 不是标题</p>",
+        title="<img src=x onerror=alert(1)> [点我](javascript:alert(1))",
+    )
+    tree = rendered(article)
+    assert next(tree.iter("script"), None) is None
+    assert next(tree.iter("em"), None) is None
+    assert all(not (a.get("href") or "").startswith("javascript") for a in tree.iter("a"))
+    assert [img.get("src") for img in tree.iter("img")] == []
+    assert "<script>alert(1)</script>" in tree.text_content()
+    assert "<img src=x onerror=alert(1)>" in tree.text_content()
+
+
+def test_unsafe_targets_never_become_links() -> None:
+    # The sanitizer runs before the writer; the writer still refuses on its own.
+    article = make_article(
+        '<p><a href="javascript:alert(1)">甲</a><a href="data:text/html,x">乙</a>'
+        '<img src="vbscript:x" alt="丙"></p>'
+    )
+    markdown = render_markdown(article)
+    assert "javascript:" not in markdown and "data:" not in markdown
+    assert "vbscript:" not in markdown
+    assert "甲" in markdown and "乙" in markdown and "丙" in markdown
+
+
+def test_link_targets_cannot_break_out() -> None:
+    article = make_article(
+        '<p><a href="https://a.org/x_(y)?q=a b&lt;c&gt;">链接</a>'
+        '<img src="https://a.org/p.jpg" alt="说明](https://evil.example)"></p>'
+    )
+    tree = rendered(article)
+    hrefs = [a.get("href") for a in tree.iter("a")]
+    assert hrefs == ["https://a.org/x_%28y%29?q=a%20b%3Cc%3E"]
+    imgs = list(tree.iter("img"))
+    assert [i.get("src") for i in imgs] == ["https://a.org/p.jpg"]
+    assert imgs[0].get("alt") == "说明](https://evil.example)"
+
+
+def test_cjk_emphasis_around_quotes_still_renders() -> None:
+    article = make_article("<p>这种做法被称为<strong>“转运”</strong>等。<em>「重点」</em>之后</p>")
+    tree = rendered(article)
+    assert [s.text for s in tree.iter("strong")] == ["转运"]
+    assert [e.text for e in tree.iter("em")] == ["重点"]
+    assert "称为“转运”等。「重点」之后" in tree.text_content()
+
+
+def test_no_spaces_inserted_between_cjk() -> None:
+    article = make_article('<p>中文<b>粗体</b>文字<a href="https://a.org">链接</a>，结束。</p>')
+    markdown = render_markdown(article)
+    assert "中文**粗体**文字[链接](https://a.org)，结束。" in markdown
+
+
+def test_whitespace_only_inline_tags_keep_words_apart() -> None:
+    article = make_article("<p><b>Hello</b><em> </em><i>world</i></p>")
+    assert "**Hello** *world*" in render_markdown(article)
+
+
+def test_figure_caption_and_credit_on_one_italic_line() -> None:
+    image = Image(url="https://a.org/p.jpg", caption="说明文字", credit="Getty Images")
+    article = make_article("<p>正文</p>", lead_image=image, images=(image,))
+    markdown = render_markdown(article)
+    assert "![说明文字](https://a.org/p.jpg)\n\n*说明文字（Getty Images）*" in markdown
+
+
+def test_file_names_are_ascii_short_unique() -> None:
+    taken: set[str] = set()
+    hostile = make_article("<p>x</p>", url="https://a.org/../../etc/passwd%00/" + "长" * 300)
+    long_one = make_article("<p>x</p>", url="https://a.org/" + "a-very-long-slug" * 20)
+    names = [markdown_file_name(a, taken) for a in (hostile, hostile, long_one, long_one)]
+    assert len(set(names)) == 4
+    for name in names:
+        assert name.isascii() and len(name) <= 100 and name.endswith(".md")
+        assert "/" not in name and "\\" not in name and not name.startswith(".")
+        assert name.startswith("2024-05-20-")
