@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.progress import track
 
 from convert import __version__, pipeline
 from convert.config import Config, load_config
@@ -31,8 +33,23 @@ class _OneLineFormatter(logging.Formatter):
         return f"{record.levelname.lower()}: {printable(record.getMessage())}"
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is now, so that a rich progress bar can redirect it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _progress(items: Sequence[str], label: str) -> Iterable[str]:
+    """`items`, with a progress bar on a terminal; plain in a pipe or for one item."""
+    if len(items) < 2 or not sys.stderr.isatty():
+        return items
+    return track(items, description=label, console=Console(stderr=True), transient=True)
+
+
 def _setup_logging(verbosity: int) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(_OneLineFormatter())
     root = logging.getLogger("convert")
     root.handlers[:] = [handler]
@@ -103,7 +120,7 @@ def markdown(
         outcome = pipeline.markdown_to_stdout(inputs[0], config)
     else:
         outcome = pipeline.markdown_to_folder(
-            inputs, out_dir, config, download_images=download_images
+            _progress(inputs, "Converting"), out_dir, config, download_images=download_images
         )
         logging.getLogger("convert").info("wrote %d files into %s", len(outcome.written), out_dir)
     return EXIT_INPUT_FAILED if outcome.failed else EXIT_OK

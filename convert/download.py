@@ -144,13 +144,20 @@ class Downloader:
         """Download `url`; a ConvertError names the URL and the reason on any failure."""
         current = url
         for _hop in range(self.limits.max_redirects + 1):
-            scheme = urlsplit(current).scheme.lower()
+            try:
+                scheme = urlsplit(current).scheme.lower()
+            except ValueError as error:  # "Invalid IPv6 URL"
+                raise ConvertError(url, f"bad address {current!r}: {error}") from None
             if scheme not in ("http", "https"):
                 raise ConvertError(url, f"refused: {scheme or 'no'} scheme, only http(s)")
             try:
                 with self._client.stream("GET", current) as response:
                     if response.is_redirect:
-                        current = urljoin(current, response.headers.get("location", ""))
+                        location = response.headers.get("location", "")
+                        try:
+                            current = urljoin(current, location)
+                        except ValueError as error:  # a server's malformed Location
+                            raise ConvertError(url, f"bad address {location!r}: {error}") from None
                         continue
                     if response.status_code != 200:
                         raise ConvertError(url, f"HTTP {response.status_code}")
@@ -159,6 +166,8 @@ class Downloader:
                     return Fetched(url=current, content=content, content_type=kind.lower())
             except RefusedAddress as error:
                 raise ConvertError(url, f"refused: {error}") from None
+            except httpx.InvalidURL as error:  # not an HTTPError: would escape uncaught
+                raise ConvertError(url, f"bad address {current!r}: {error}") from None
             except httpx.TimeoutException:
                 raise ConvertError(url, f"timed out after {self.limits.timeout:g} s") from None
             except httpx.HTTPError as error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,7 +70,7 @@ def read_articles(source: str, config: Config) -> list[Article]:
     return [clean(article, config) for article in reader(data, where, config)]
 
 
-def iter_articles(sources: Sequence[str], config: Config, outcome: Outcome) -> Iterator[Article]:
+def iter_articles(sources: Iterable[str], config: Config, outcome: Outcome) -> Iterator[Article]:
     """Every article of every input; a failing input is reported and skipped."""
     for source in sources:
         try:
@@ -91,7 +91,7 @@ def markdown_to_stdout(source: str, config: Config) -> Outcome:
 
 
 def markdown_to_folder(
-    sources: Sequence[str],
+    sources: Iterable[str],
     out_dir: Path,
     config: Config,
     *,
@@ -105,7 +105,12 @@ def markdown_to_folder(
         for article in iter_articles(sources, config, outcome):
             local = _download_pictures(article, out_dir, downloader, outcome) if downloader else {}
             path = out_dir / markdown_file_name(article, taken)
-            write_atomic(path, render_markdown(article, local))
+            try:
+                write_atomic(path, render_markdown(article, local))
+            except OSError as error:
+                log.error("%s: cannot write: %s", path, error.strerror or error)
+                outcome.failed.append(str(path))
+                continue
             outcome.written.append(path)
     finally:
         if downloader is not None:
@@ -132,7 +137,12 @@ def _download_pictures(
         name = f"{stable_id(image.url)}{ending}"
         path = out_dir / ASSETS / name
         if not path.exists():
-            write_atomic(path, fetched.content)
+            try:
+                write_atomic(path, fetched.content)
+            except OSError as error:
+                log.error("%s: cannot write: %s", path, error.strerror or error)
+                outcome.failed.append(str(path))
+                continue
             outcome.written.append(path)
         local[image.url] = f"{ASSETS}/{name}"
     return local
