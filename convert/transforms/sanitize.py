@@ -14,86 +14,18 @@ from convert.urls import drop_tracking, is_web_url
 
 # Structure and emphasis that articles use; everything else is unwrapped to its text.
 ALLOWED_TAGS = frozenset(
-    {
-        "a",
-        "abbr",
-        "b",
-        "blockquote",
-        "br",
-        "caption",
-        "cite",
-        "code",
-        "dd",
-        "del",
-        "div",
-        "dl",
-        "dt",
-        "em",
-        "figcaption",
-        "figure",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "hr",
-        "i",
-        "img",
-        "ins",
-        "kbd",
-        "li",
-        "mark",
-        "ol",
-        "p",
-        "pre",
-        "q",
-        "s",
-        "section",
-        "small",
-        "strong",
-        "sub",
-        "sup",
-        "table",
-        "tbody",
-        "td",
-        "tfoot",
-        "th",
-        "thead",
-        "tr",
-        "u",
-        "ul",
-    }
+    """
+    a abbr b blockquote br caption cite code dd del div dl dt em figcaption figure h1 h2 h3
+    h4 h5 h6 hr i img ins kbd li mark ol p pre q s section small strong sub sup table tbody
+    td tfoot th thead tr u ul
+    """.split()
 )
 # Removed together with their content: code, frames, plug-ins, forms, foreign markup.
 DROPPED_WITH_CONTENT = frozenset(
-    {
-        "script",
-        "style",
-        "template",
-        "noscript",
-        "iframe",
-        "frame",
-        "frameset",
-        "object",
-        "embed",
-        "applet",
-        "form",
-        "input",
-        "button",
-        "select",
-        "textarea",
-        "svg",
-        "math",
-        "audio",
-        "video",
-        "canvas",
-        "title",
-        "head",
-        "meta",
-        "link",
-        "base",
-    }
+    """
+    applet audio base button canvas embed form frame frameset head iframe input link math
+    meta noscript object script select style svg template textarea title video
+    """.split()
 )
 ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},

@@ -14,61 +14,15 @@ from convert.model import Article
 from convert.text import CJK, CJK_PUNCTUATION
 
 _BLOCKS = frozenset(
-    {
-        "blockquote",
-        "caption",
-        "dd",
-        "div",
-        "dl",
-        "dt",
-        "figcaption",
-        "figure",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "hr",
-        "li",
-        "ol",
-        "p",
-        "pre",
-        "section",
-        "table",
-        "tbody",
-        "td",
-        "tfoot",
-        "th",
-        "thead",
-        "tr",
-        "ul",
-    }
+    """
+    blockquote caption dd div dl dt figcaption figure h1 h2 h3 h4 h5 h6 hr li ol p pre
+    section table tbody td tfoot th thead tr ul
+    """.split()
 )
-# Elements that are content even when they hold no text.
-_SOLID = frozenset({"img", "hr", "br", "td", "th"})
 _EMPTY_REMOVABLE = frozenset(
-    {
-        "p",
-        "div",
-        "section",
-        "span",
-        "a",
-        "b",
-        "strong",
-        "em",
-        "i",
-        "small",
-        "blockquote",
-        "figcaption",
-        "li",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-    }
+    """
+    a b blockquote div em figcaption h1 h2 h3 h4 h5 h6 i li p section small span strong
+    """.split()
 )
 
 # Text slots are joined with NUL (removed from input by the sanitizer) so that white
