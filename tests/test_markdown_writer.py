@@ -75,6 +75,11 @@ def test_whitespace_only_inline_tags_keep_words_apart() -> None:
     assert "**Hello** *world*" in render_markdown(article)
 
 
+def test_spaces_at_the_edges_of_emphasis_stay_outside_it() -> None:
+    article = make_article("<p>a<b> bold </b>word and<em> “quoted”</em></p>")
+    assert "a **bold** word and “*quoted*”" in render_markdown(article)
+
+
 def test_figure_caption_and_credit_on_one_italic_line() -> None:
     image = Image(url="https://a.org/p.jpg", caption="说明文字", credit="Getty Images")
     article = make_article("<p>正文</p>", lead_image=image, images=(image,))

@@ -94,7 +94,9 @@ def _flanking_safe(convert: _ConvertFn) -> _ConvertFn:
         if not stripped:
             return text
         inner = convert(self, el, stripped, parent_tags)
-        return head + inner + tail
+        before = " " if text[:1].isspace() else ""
+        after = " " if text[-1:].isspace() else ""
+        return before + head + inner + tail + after
 
     return implementation
 
