@@ -22,6 +22,7 @@ from convert.errors import ConfigError, ConvertError
 from convert.model import to_json
 from convert.readers import sniff_reader
 from convert.text import printable
+from convert.writers import FEED_WRITERS
 
 EXIT_OK, EXIT_INPUT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -127,6 +128,59 @@ def markdown(
 
 
 @cli.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The feed file to write (merged with when it exists).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(FEED_WRITERS)),
+    help="Feed format; by default from the output's ending (.atom, .json), else rss.",
+)
+@click.option("--self-url", default="", help="Where the feed will be published.")
+@click.option("--title", default="", help="The feed's title (default: the first source's).")
+@click.pass_context
+def feed(
+    ctx: click.Context,
+    sources: tuple[str, ...],
+    out_path: Path,
+    fmt: str | None,
+    self_url: str,
+    title: str,
+) -> int:
+    """Republish feeds, feedx articles or HTML pages as one cleaned feed.
+
+    SOURCE is a file, an http(s) URL, an OPML list of feeds, or - for standard input.
+
+    \b
+    Examples:
+      feedx-convert feed https://feedx.net/rss/nytimes.xml -o public/nytimes.xml
+      feedx-convert feed examples/feedx-nytimes.xml examples/*.txt -o out/feed.atom
+    """
+    config = _config(ctx)
+    job = pipeline.FeedJob(
+        out_path=out_path,
+        format=fmt or _format_from_ending(out_path),
+        self_url=self_url,
+        title=title,
+    )
+    outcome = pipeline.publish_feed(_progress(sources, "Reading"), job, config)
+    if outcome.written:
+        logging.getLogger("convert").info("wrote %s", out_path)
+    return EXIT_INPUT_FAILED if outcome.failed or not outcome.written else EXIT_OK
+
+
+def _format_from_ending(path: Path) -> str:
+    return {".atom": "atom", ".json": "json"}.get(path.suffix.lower(), "rss")
+
+
+@cli.command()
 @click.argument("file")
 @click.option("--raw", is_flag=True, help="Show the article as read, before cleaning.")
 @click.pass_context
@@ -140,7 +194,7 @@ def inspect(ctx: click.Context, file: str, raw: bool) -> int:
     config = _config(ctx)
     if raw:
         data = pipeline.read_bytes(file, config)
-        articles = sniff_reader(data, file)(data, file, config)
+        articles = list(sniff_reader(data, file)(data, file, config).articles)
     else:
         articles = pipeline.read_articles(file, config)
     shown = [to_json(article) for article in articles]

@@ -10,6 +10,7 @@ line and the key, never silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import types
@@ -62,6 +63,14 @@ def _mirror_template(value: str) -> None:
 def _origin_in(value: str) -> None:
     if value not in {"query", "path"}:
         raise ValueError("must be 'query' or 'path'")
+
+
+def _networks(values: tuple[str, ...]) -> None:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"not an address or network: {value!r}") from None
 
 
 def _positive(value: float) -> None:
@@ -157,6 +166,32 @@ class Download:
     allow_private: bool
     """Allow loopback, private and link-local addresses (tests, intranets)."""
 
+    allow_networks: tuple[str, ...] = field(default=(), metadata=_check(_networks))
+    """Networks allowed although not public (`10.1.2.0/24`), when allow_private is false."""
+
+    retries: int
+    """Further attempts after a 5xx answer, a timeout or a failed connection."""
+
+    backoff: float
+    """Seconds before the first retry; each later retry waits twice as long."""
+
+    cache_dir: str
+    """Folder of the conditional-GET cache for feeds; empty: the user's cache folder."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedOutput:
+    """Defaults of the feeds this tool writes."""
+
+    max_items: int = field(metadata=_check(_positive))
+    """Most items kept in a written feed (old items beyond it drop out)."""
+
+    stale_after_days: int = field(metadata=_check(_positive))
+    """Warn when a source's newest item is older than this many days."""
+
+    self_url: str
+    """Where the written feed will be published (`atom:link rel="self"`); may be empty."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
@@ -182,6 +217,9 @@ class Config:
 
     download: Download
     """Downloader limits."""
+
+    feed: FeedOutput
+    """Defaults for `feedx-convert feed`."""
 
     sites: Mapping[str, SiteRules] = field(default_factory=dict)
     """Rules per host; a rule for `nytimes.com` also covers `cn.nytimes.com`."""

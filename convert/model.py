@@ -128,6 +128,40 @@ class Article:
     """Subjects or sections, as given by the source."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Channel:
+    """What a feed says about itself (RSS channel, Atom feed, JSON Feed top level)."""
+
+    title: str
+    """The feed's name, plain text."""
+
+    link: str = ""
+    """The home page the feed belongs to."""
+
+    description: str = ""
+    """One line about the feed, plain text."""
+
+    language: str = ""
+    """BCP 47 tag of the feed as a whole."""
+
+    self_url: str = ""
+    """Where the feed itself is published (`atom:link rel="self"`)."""
+
+    updated: datetime | None = None
+    """When the feed last changed, time-zone aware."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Feed:
+    """A channel and its articles, newest first: what the feed writers write."""
+
+    channel: Channel
+    """The feed's own metadata."""
+
+    articles: tuple[Article, ...] = ()
+    """The items, newest first, one per canonical URL."""
+
+
 # --- JSON -----------------------------------------------------------------------------
 # The JSON form is the model's fields by name; datetimes are ISO 8601 with their offset.
 # Conversion is driven by the type hints so that a new field needs no new code here.

@@ -70,8 +70,8 @@ def test_bad_inputs_are_one_line_each_and_the_rest_is_converted(tmp_path: Path) 
     assert lines == [
         f"error: {missing}: no such file",
         f"error: {empty}: empty file",
-        f"error: {notes}: not a feedx article: "
-        "expected '<!--epoch-->', '[title](url)' and '------'",
+        f"error: {notes}: not a feedx article, feed, OPML list or HTML page "
+        "(expected '<!--epoch-->' and '[title](url)', <rss>, <feed>, <opml> or HTML tags)",
         f"error: {undecodable}: undecodable bytes: neither UTF-8 (byte 53) nor GB18030 (byte 53)",
     ]
     assert "Traceback" not in done.stderr

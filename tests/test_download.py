@@ -56,7 +56,8 @@ def chunked_server(threaded_server: HTTPServer) -> HTTPServer:
 
 def limits(**changes: object) -> Download:
     """The shipped download limits, changed; a short timeout keeps failures fast."""
-    base = dataclasses.replace(load_config().download, timeout=5.0)
+    # No retries unless a test asks: retrying is tested on its own, and costs time.
+    base = dataclasses.replace(load_config().download, timeout=5.0, retries=0, backoff=0.01)
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -557,7 +558,9 @@ def write_article(folder: Path, base: str, *, second_picture: str = "a.png") -> 
 
 def config_with(allow_private: bool) -> Config:
     config = load_config()
-    download = dataclasses.replace(config.download, allow_private=allow_private, timeout=5.0)
+    download = dataclasses.replace(
+        config.download, allow_private=allow_private, timeout=5.0, retries=0
+    )
     return dataclasses.replace(config, download=download)
 
 

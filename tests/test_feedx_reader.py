@@ -20,7 +20,7 @@ BODY = '<address>甲</address><time pudate="2024-05-20 09:52:45">x</time><p>正�
 
 
 def read(data: bytes, config: Config):
-    (article,) = read_feedx(data, "t.txt", config)
+    (article,) = read_feedx(data, "t.txt", config).articles
     return article
 
 
@@ -152,5 +152,5 @@ def test_broken_wrappers_are_clear_errors(config: Config, data: bytes, reason: s
 
 
 def test_other_content_is_not_a_feedx_article() -> None:
-    with pytest.raises(ConvertError, match="not a feedx article"):
+    with pytest.raises(ConvertError, match="not a feedx article, feed, OPML list or HTML"):
         sniff_reader(b"# just markdown\n\nhello", "notes.md")

@@ -6,17 +6,32 @@ from collections.abc import Callable
 
 from convert.config import Config
 from convert.errors import ConvertError
-from convert.model import Article
 from convert.readers.encoding import head_text
+from convert.readers.feed import (
+    looks_like_json_feed,
+    looks_like_xml_feed,
+    read_json_feed,
+    read_xml_feed,
+)
 from convert.readers.feedx import looks_like_feedx, read_feedx
+from convert.readers.html import looks_like_html, read_html
+from convert.readers.opml import looks_like_opml, read_opml
+from convert.readers.result import Read
 
-Reader = Callable[[bytes, str, Config], list[Article]]
-"""Read the bytes of one input (named by a path or URL for messages) into articles."""
+Reader = Callable[[bytes, str, Config], Read]
+"""Read the bytes of one input (named by a path or URL for messages)."""
 
 READERS: dict[str, tuple[Reader, Callable[[str], bool]]] = {
+    # name: (reader, test on the first kilobytes as text), tried in this order
     "feedx": (read_feedx, looks_like_feedx),
+    "opml": (read_opml, looks_like_opml),
+    "rss-atom": (read_xml_feed, looks_like_xml_feed),
+    "json-feed": (read_json_feed, looks_like_json_feed),
+    "html": (read_html, looks_like_html),
 }
-"""Every input format: its reader and the test that recognizes its first bytes as text."""
+"""Every input format, by name."""
+
+__all__ = ["READERS", "Read", "Reader", "reader_named", "sniff_reader"]
 
 
 def reader_named(name: str) -> Reader:
@@ -24,7 +39,7 @@ def reader_named(name: str) -> Reader:
     try:
         return READERS[name][0]
     except KeyError:
-        valid = ", ".join(sorted(READERS))
+        valid = ", ".join(READERS)
         raise ConvertError(name, f"unknown input format (valid: {valid})") from None
 
 
@@ -35,5 +50,7 @@ def sniff_reader(data: bytes, where: str) -> Reader:
         if recognizes(head):
             return reader
     raise ConvertError(
-        where, "not a feedx article: expected '<!--epoch-->', '[title](url)' and '------'"
+        where,
+        "not a feedx article, feed, OPML list or HTML page "
+        "(expected '<!--epoch-->' and '[title](url)', <rss>, <feed>, <opml> or HTML tags)",
     )

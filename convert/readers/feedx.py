@@ -25,6 +25,7 @@ from convert.fragments import inner_html, parse_fragment, text_of
 from convert.model import Article, Contributor, Image, Link
 from convert.readers.encoding import decode
 from convert.readers.language import detect_language
+from convert.readers.result import Read
 from convert.text import plain_text
 from convert.urls import canonical_url, host_of, is_web_url, stable_id
 
@@ -43,14 +44,20 @@ def looks_like_feedx(text: str) -> bool:
     )
 
 
-def read_feedx(data: bytes, where: str, config: Config) -> list[Article]:
+def looks_like_feedx_html(html: str) -> bool:
+    """True when HTML has feedx's article shape (its pudate stamp or its promotion)."""
+    return "pudate=" in html or "获取更多RSS" in html or "獲取更多RSS" in html
+
+
+def read_feedx(data: bytes, where: str, config: Config) -> Read:
     """Read one feedx article dump."""
     text = decode(data, where)
     captured, rest = _read_stamp(text, where)
     title, url, html = _split_wrapper(rest, where)
-    return [
-        article_from_html(html, title=title, url=url, captured=captured, where=where, config=config)
-    ]
+    article = article_from_html(
+        html, title=title, url=url, captured=captured, where=where, config=config
+    )
+    return Read(articles=(article,))
 
 
 def _read_stamp(text: str, where: str) -> tuple[datetime | None, str]:
@@ -109,8 +116,13 @@ def article_from_html(
     captured: datetime | None,
     where: str,
     config: Config,
+    allow_empty: bool = False,
 ) -> Article:
-    """Build an Article from feedx-shaped HTML: byline, pudate, figures, body, footer."""
+    """Build an Article from feedx-shaped HTML: byline, pudate, figures, body, footer.
+
+    HTML of another shape comes through as its body. An article with no text and no
+    picture is an error unless `allow_empty` (a feed item may be its title alone).
+    """
     if url and not is_web_url(url):
         raise ConvertError(where, f"the article URL is not an http(s) address: {url[:80]!r}")
     if not url:
@@ -127,7 +139,7 @@ def article_from_html(
 
     body = inner_html(root)
     body_text = plain_text(text_of(root))
-    if not body_text and not images:
+    if not body_text and not images and not lead_image and not allow_empty:
         raise ConvertError(where, "the article body has no text")
     title = plain_text(title)
     if not title:
