@@ -77,7 +77,7 @@ class Article:
     """Headline as plain text."""
 
     url: str
-    """The article's address at its origin, as the source gave it."""
+    """The article's address at its origin (tracking parameters dropped once cleaned)."""
 
     canonical_url: str
     """`url` normalized for deduplication: lower-case host, no `m.`, no tracking, no fragment."""

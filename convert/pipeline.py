@@ -321,9 +321,11 @@ def _channel(
     home = own.link or (source if is_web_url(source) else "")
     if not home and articles and articles[0].source_host:
         home = f"https://{host_of(articles[0].url)}/"
-    title = (
-        job.title or own.title or (articles[0].source_name if articles else PurePath(source).stem)
-    )
+    # A feed without a title is named after its address or file; article files
+    # (no channel at all) after their publication.
+    publication = articles[0].source_name if first.channel is None and articles else ""
+    named_after = source if is_web_url(source) else PurePath(source).stem
+    title = job.title or own.title or publication or named_after
     home = home or job.self_url or config.feed.self_url
     if not home:
         raise ConvertError(str(job.out_path), "no home page for the feed: give --self-url URL")

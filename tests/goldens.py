@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from convert.config import load_config
 from convert.model import Article, to_json
-from convert.pipeline import read_articles
+from convert.pipeline import FeedJob, publish_feed, read_articles
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.txt"))
+FEED_EXAMPLES = sorted((ROOT / "examples").glob("*.xml"))
+SELF_URL = "https://example.org/feeds/{name}"
 GOLDEN = ROOT / "tests" / "golden"
 
 
@@ -23,6 +26,37 @@ def article_of(example: Path) -> Article:
 def article_json(article: Article) -> str:
     """The golden JSON text of an article."""
     return json.dumps(to_json(article), ensure_ascii=False, indent=2) + "\n"
+
+
+def feed_goldens(example: Path) -> dict[str, Path]:
+    """Where the articles JSON and each written format of a feed example are kept."""
+    return {
+        "articles": GOLDEN / f"{example.stem}.articles.json",
+        "rss": GOLDEN / f"{example.stem}.rss.xml",
+        "atom": GOLDEN / f"{example.stem}.atom.xml",
+        "json": GOLDEN / f"{example.stem}.feed.json",
+    }
+
+
+def feed_outputs(example: Path, tmp: Path) -> dict[str, bytes]:
+    """The articles JSON and every format written from a feed example."""
+    config = load_config()
+    articles = read_articles(str(example.relative_to(ROOT)), config)
+    outputs = {
+        "articles": (
+            json.dumps([to_json(a) for a in articles], ensure_ascii=False, indent=2) + "\n"
+        ).encode("utf-8")
+    }
+    for fmt in ("rss", "atom", "json"):
+        out = tmp / f"out.{fmt}"
+        job = FeedJob(out_path=out, format=fmt, self_url=SELF_URL.format(name=out.name))
+        publish_feed([str(example.relative_to(ROOT))], job, config, now=NOW)
+        outputs[fmt] = out.read_bytes()
+    return outputs
+
+
+# The examples' week is 2024-W21; "now" is fixed so that no stale warning depends on the day.
+NOW = datetime(2024, 5, 27, tzinfo=UTC)
 
 
 def golden_paths(example: Path) -> tuple[Path, Path]:

@@ -30,7 +30,7 @@ from convert.urls import is_web_url
 
 log = logging.getLogger(__name__)
 
-_XML_FEED = re.compile(r"<(rss|feed|rdf:RDF)[\s>]", re.I)
+_XML_FEED = re.compile(r"<(rss|feed|rdf:RDF)[\s/>]", re.I)
 _ENTITY_TRICKS = re.compile(r"<!ENTITY|<!DOCTYPE[^>]*\[", re.I)
 _XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*\?>")
 JSON_FEED_VERSION = "https://jsonfeed.org/version/"

@@ -89,6 +89,7 @@ def sanitize_body(article: Article, rules: Rules) -> Article:
     return dataclasses.replace(
         article,
         body=body,
+        url=drop_tracking(article.url, tracking),
         title=plain_text(article.title),
         summary=plain_text(article.summary),
         authors=tuple(a for a in (plain_text(a) for a in article.authors) if a),
