@@ -148,8 +148,14 @@ def markdown_to_stdout(source: str, config: Config) -> Outcome:
     """Convert one input and print its Markdown."""
     outcome = Outcome()
     with Downloader(config.download) as downloader:
-        for article in iter_articles([source], config, outcome, downloader):
-            sys.stdout.write(render_markdown(article))
+        articles = list(iter_articles([source], config, outcome, downloader))
+    if len(articles) > 1:
+        log.error(
+            "%s: holds %d articles; give -o DIR to write one file each", source, len(articles)
+        )
+        outcome.failed.append(source)
+    elif articles:
+        sys.stdout.write(render_markdown(articles[0]))
     return outcome
 
 

@@ -127,3 +127,45 @@ def test_terminal_escapes_in_messages_are_not_echoed_raw(tmp_path: Path) -> None
     assert done.returncode == 1
     assert "\x1b" not in done.stderr and "\u202e" not in done.stderr
     assert "\\x1b[31mred\\u202e" in done.stderr
+
+
+def test_feed_command_writes_the_format_its_ending_says(tmp_path: Path) -> None:
+    feed = str(ROOT / "examples" / "feedx-nytimes.xml")
+    for name, root in (("out.xml", "<rss"), ("out.atom", "<feed"), ("out.json", '"version"')):
+        done = run(
+            "-q",
+            "feed",
+            feed,
+            "-o",
+            str(tmp_path / name),
+            "--self-url",
+            f"https://example.org/{name}",
+        )
+        assert done.returncode == 0, done.stderr
+        assert root in (tmp_path / name).read_text("utf-8")[:300]
+
+
+def test_feed_from_standard_input_and_a_missing_source(tmp_path: Path) -> None:
+    out = tmp_path / "f.xml"
+    done = run(
+        "-q",
+        "feed",
+        "-",
+        str(tmp_path / "nope.xml"),
+        "-o",
+        str(out),
+        stdin=(ROOT / "examples" / "feedx-nytimes.xml").read_bytes(),
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f"error: {tmp_path / 'nope.xml'}: no such file"]
+    assert out.read_text("utf-8").count("<item>") == 12
+
+
+def test_markdown_of_a_feed_needs_a_folder(tmp_path: Path) -> None:
+    feed = str(ROOT / "examples" / "feedx-nytimes.xml")
+    done = run("markdown", feed)
+    assert done.returncode == 1
+    assert "holds 12 articles; give -o DIR" in done.stderr
+    done = run("-q", "markdown", feed, "-o", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert len(list(tmp_path.glob("*.md"))) == 12

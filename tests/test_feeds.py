@@ -10,12 +10,11 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import make_article
 from goldens import EXAMPLES, FEED_EXAMPLES, NOW, ROOT, feed_goldens, feed_outputs
 
 from convert.config import Config, load_config
 from convert.errors import ConvertError
-from convert.pipeline import FeedJob, merge_items, publish_feed, read_source
+from convert.pipeline import FeedJob, publish_feed, read_source
 from convert.readers import sniff_reader
 from convert.readers.feed import read_xml_feed
 
@@ -124,12 +123,15 @@ def test_a_broken_item_gets_one_warning_and_the_rest_publish(
     assert len(items_of(data, "rss")) == 12
 
 
-def test_duplicates_are_one_item_newest_copy_wins() -> None:
-    plain = make_article("<p>旧</p>", url="https://cn.nytimes.com/a/1/")
-    tracked = make_article("<p>新</p>", url="https://M.CN.NYTIMES.COM/a/1/?utm_source=x#top")
-    tracked = dataclasses.replace(tracked, canonical_url="https://cn.nytimes.com/a/1/")
-    merged = merge_items([tracked], [plain], max_items=10)
-    assert [a.body for a in merged] == ["<p>新</p>"]
+def test_copies_of_one_article_are_one_item(tmp_path: Path) -> None:
+    seed = (ROOT / "examples" / "nyt-putin-harbin.txt").read_text("utf-8")
+    url = "https://cn.nytimes.com/world/20240520/putin-xi-china-russia-military-ties/"
+    tracked = "https://M.CN.NYTIMES.COM/world/20240520/putin-xi-china-russia-military-ties/"
+    copy = tmp_path / "copy.txt"
+    copy.write_text(seed.replace(url, tracked + "?utm_source=feedx&smid=tw#comments"), "utf-8")
+    data = publish(tmp_path / "f.xml", "rss", sources=["examples/nyt-putin-harbin.txt", str(copy)])
+    items = items_of(data, "rss")
+    assert len(items) == 1
 
 
 def test_merging_keeps_older_items_up_to_max_items(tmp_path: Path) -> None:
