@@ -207,7 +207,9 @@ class Downloader:
                 raise ConvertError(url, f"refused: {scheme or 'no'} scheme, only http(s)")
             try:
                 with self._client.stream("GET", current, headers=headers) as response:
-                    if response.is_redirect:
+                    # Not `is_redirect`: httpx counts every 3xx, 304 included, and
+                    # a 3xx without Location would re-request the same URL.
+                    if response.has_redirect_location:
                         location = response.headers.get("location", "")
                         try:
                             current = urljoin(current, location)
