@@ -10,16 +10,19 @@ import json
 import logging
 import sys
 from collections.abc import Iterable, Sequence
+from datetime import date
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.progress import track
+from rich.table import Table
 
 from convert import __version__, pipeline
 from convert.config import Config, load_config
 from convert.errors import ConfigError, ConvertError
 from convert.model import to_json
+from convert.period import Period, date_range, iso_week
 from convert.readers import sniff_reader
 from convert.text import printable
 from convert.writers import FEED_WRITERS
@@ -178,6 +181,154 @@ def feed(
 
 def _format_from_ending(path: Path) -> str:
     return {".atom": "atom", ".json": "json"}.get(path.suffix.lower(), "rss")
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option(
+    "--archive",
+    "archive",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The SQLite archive (default: config `archive`, else the data folder).",
+)
+@click.pass_context
+def ingest(ctx: click.Context, sources: tuple[str, ...], archive: Path | None) -> int:
+    """Store the articles of feeds, files or URLs in the archive (run it daily).
+
+    The same article twice is one row; a newer version replaces the old one.
+
+    \b
+    Example:
+      feedx-convert ingest https://feedx.net/rss/nytimes.xml examples/*.txt
+    """
+    config = _config(ctx)
+    path = pipeline.archive_path(config, archive)
+    outcome, counts = pipeline.ingest(_progress(sources, "Ingesting"), path, config)
+    logging.getLogger("convert").info(
+        "%s: %d new, %d updated, %d unchanged",
+        path,
+        counts.new,
+        counts.updated,
+        counts.unchanged,
+    )
+    return EXIT_INPUT_FAILED if outcome.failed else EXIT_OK
+
+
+def _day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1)
+@click.option("--week", help="ISO week (2024-W21) or 'last' (the default without inputs).")
+@click.option("--since", help="First day, YYYY-MM-DD (with --until).")
+@click.option("--until", help="Last day, YYYY-MM-DD, included.")
+@click.option(
+    "--archive",
+    "archive",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The SQLite archive to read (default: config `archive`).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The EPUB file to write.",
+)
+@click.option(
+    "--vertical/--horizontal", default=None, help="Vertical writing (config: epub.vertical)."
+)
+@click.option("--grayscale/--color", default=None, help="Gray pictures (config: epub.grayscale).")
+@click.pass_context
+def epub(
+    ctx: click.Context,
+    inputs: tuple[str, ...],
+    week: str | None,
+    since: str | None,
+    until: str | None,
+    archive: Path | None,
+    out_path: Path,
+    vertical: bool | None,
+    grayscale: bool | None,
+) -> int:
+    """Build an EPUB digest: a week from the archive, or the given INPUT files.
+
+    \b
+    Examples:
+      feedx-convert epub --week last -o digest.epub
+      feedx-convert epub --week 2024-W21 -o 2024-W21.epub
+      feedx-convert epub --since 2024-05-20 --until 2024-05-22 -o three-days.epub
+      feedx-convert epub examples/*.txt -o examples.epub
+    """
+    config = _config(ctx)
+    first, last = _day(since), _day(until)
+    if week and (first or last):
+        raise click.UsageError("give --week or --since/--until, not both")
+    if (first is None) != (last is None):
+        raise click.UsageError("--since and --until go together")
+    try:
+        if week:
+            period: Period | None = iso_week(week, date.today())
+        elif first and last:
+            period = date_range(first, last)
+        else:
+            period = None
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    job = pipeline.EpubJob(
+        out_path=out_path,
+        inputs=inputs,
+        period=period,
+        archive=archive,
+        vertical=vertical,
+        grayscale=grayscale,
+    )
+    outcome = pipeline.build_epub(job, config)
+    if outcome.written:
+        size = out_path.stat().st_size / 1e6
+        logging.getLogger("convert").info("wrote %s (%.1f MB)", out_path, size)
+    return EXIT_INPUT_FAILED if outcome.failed or not outcome.written else EXIT_OK
+
+
+@cli.group(name="archive")
+def archive_group() -> None:
+    """Look into the archive."""
+
+
+@archive_group.command()
+@click.option(
+    "--archive",
+    "archive",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The SQLite archive (default: config `archive`).",
+)
+@click.pass_context
+def stats(ctx: click.Context, archive: Path | None) -> int:
+    """Count the archived articles per source and ISO week.
+
+    \b
+    Example:
+      feedx-convert archive stats
+    """
+    config = _config(ctx)
+    path = pipeline.archive_path(config, archive)
+    if not path.exists():
+        raise ConvertError(str(path), "no archive yet: run `feedx-convert ingest` first")
+    with pipeline.open_archive(path, config) as opened:
+        rows = opened.stats()
+    table = Table("source", "week", "articles", title=str(path))
+    for row in rows:
+        table.add_row(row.source, row.week, str(row.articles))
+    table.add_row("all", "", str(sum(row.articles for row in rows)), style="bold")
+    Console(soft_wrap=True).print(table)
+    return EXIT_OK
 
 
 @cli.command()

@@ -194,6 +194,38 @@ class FeedOutput:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EpubOutput:
+    """Defaults of the EPUB digests this tool writes."""
+
+    name: str
+    """The masthead on the cover and in the title (`feedx 周报`)."""
+
+    language: str
+    """The digest's language (`zh-Hans`, `zh-Hant`); empty: most articles' language."""
+
+    budget_mb: float = field(metadata=_check(_positive))
+    """Largest book in megabytes; pictures are recompressed to fit (Kindle e-mail: 50)."""
+
+    grayscale: bool
+    """Gray pictures, for e-ink: smaller and no worse to look at there."""
+
+    vertical: bool
+    """Vertical writing with a right-to-left spine."""
+
+    max_pictures: int = field(metadata=_check(_positive))
+    """Most pictures in one book; the rest become links to the original."""
+
+    picture_width: int = field(metadata=_check(_positive))
+    """Pictures are downscaled to fit this width in pixels..."""
+
+    picture_height: int = field(metadata=_check(_positive))
+    """... and this height (an e-reader's screen)."""
+
+    font: str
+    """A CJK font file for the cover; empty: look for one on the system."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """One job's settings."""
 
@@ -220,6 +252,12 @@ class Config:
 
     feed: FeedOutput
     """Defaults for `feedx-convert feed`."""
+
+    epub: EpubOutput
+    """Defaults for `feedx-convert epub`."""
+
+    archive: str
+    """The SQLite archive of ingested articles; empty: the user's data folder."""
 
     sites: Mapping[str, SiteRules] = field(default_factory=dict)
     """Rules per host; a rule for `nytimes.com` also covers `cn.nytimes.com`."""

@@ -40,6 +40,10 @@ class RefusedAddress(Exception):
     """A connection the rules forbid: the address is not on the public internet."""
 
 
+class UnresolvableHost(Exception):
+    """A host name that DNS does not know."""
+
+
 @dataclass(frozen=True, slots=True)
 class Fetched:
     """A successful download."""
@@ -101,7 +105,8 @@ class _GuardedBackend(httpcore.NetworkBackend):
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as error:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {error.strerror}") from None
+            # Not worth a retry: the name does not exist, or this machine has no DNS.
+            raise UnresolvableHost(f"cannot resolve {host}: {error.strerror}") from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         allowed = [a for a in addresses if self._allows(a)]
         if not allowed:
@@ -233,6 +238,8 @@ class Downloader:
                     )
             except RefusedAddress as error:
                 raise ConvertError(url, f"refused: {error}") from None
+            except UnresolvableHost as error:
+                raise ConvertError(url, str(error)) from None
             except httpx.InvalidURL as error:  # not an HTTPError: would escape uncaught
                 raise ConvertError(url, f"bad address {current!r}: {error}") from None
             except httpx.TimeoutException:

@@ -8,10 +8,11 @@ writer cannot change what the next writer sees.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 
@@ -162,6 +163,35 @@ class Feed:
     """The items, newest first, one per canonical URL."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Digest:
+    """A book of the articles of one period: what the EPUB writer writes."""
+
+    name: str
+    """The masthead (`feedx 周报`)."""
+
+    label: str
+    """The period as shown: an ISO week (`2024-W21`) or a date range."""
+
+    start: date
+    """First day of the period."""
+
+    end: date
+    """Last day of the period (inclusive)."""
+
+    language: str
+    """BCP 47 tag of the book: the language most of its articles are in."""
+
+    identifier: str
+    """Stable identifier (`urn:uuid:` of name and period): a rebuild is the same book."""
+
+    modified: datetime
+    """The newest article's time: the book's `dcterms:modified`, never the clock."""
+
+    articles: tuple[Article, ...] = ()
+    """The stories in reading order: by day, then source, then time; each story once."""
+
+
 # --- JSON -----------------------------------------------------------------------------
 # The JSON form is the model's fields by name; datetimes are ISO 8601 with their offset.
 # Conversion is driven by the type hints so that a new field needs no new code here.
@@ -185,6 +215,12 @@ def from_json(cls: type[_T], data: Any) -> _T:
     return typing.cast(_T, _decode(cls, data))
 
 
+@functools.cache
+def _type_hints(cls: Any) -> dict[str, Any]:
+    # get_type_hints evaluates annotations each call; an archive reads thousands of articles.
+    return typing.get_type_hints(cls)
+
+
 def _decode(hint: Any, data: Any) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
@@ -198,7 +234,7 @@ def _decode(hint: Any, data: Any) -> Any:
     if hint is datetime:
         return datetime.fromisoformat(data)
     if dataclasses.is_dataclass(hint):
-        hints = typing.get_type_hints(hint)
+        hints = _type_hints(typing.cast(type, hint))
         names = {f.name for f in dataclasses.fields(hint)}
         unknown = set(data) - names
         if unknown:

@@ -9,21 +9,27 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path, PurePath
+from zoneinfo import ZoneInfo
 
 import PIL.Image
 
+from convert.archive import Archive, IngestCounts, default_archive_path
 from convert.config import Config
-from convert.download import Downloader
+from convert.download import Downloader, user_cache_dir
 from convert.errors import ConvertError
 from convert.fragments import parse_fragment, text_of
 from convert.fsutil import write_atomic
-from convert.model import Article, Channel, Feed
+from convert.model import Article, Channel, Digest, Feed
+from convert.period import Period, covering, iso_week
+from convert.pictures import Picture, PictureOptions, fetch_pictures, shrink_to_budget
 from convert.readers import Read, sniff_reader
 from convert.transforms import clean
-from convert.urls import host_of, is_web_url, stable_id
+from convert.urls import host_of, is_web_url, stable_id, story_key
 from convert.writers import feed_writer
+from convert.writers.cover import find_cjk_font
+from convert.writers.epub import EpubOptions, digest_identifier, write_epub
 from convert.writers.markdown import markdown_file_name, render_markdown
 from convert.writers.rss import item_date
 
@@ -346,3 +352,174 @@ def _channel(
         self_url=job.self_url or config.feed.self_url,
         updated=max((item_date(a) for a in articles), default=None),
     )
+
+
+# --- archive and EPUB digest ------------------------------------------------------------
+
+
+def archive_path(config: Config, override: Path | None = None) -> Path:
+    """The archive file: `--archive`, else the config's, else the user's data folder."""
+    if override is not None:
+        return override
+    return Path(config.archive).expanduser() if config.archive else default_archive_path()
+
+
+def open_archive(path: Path, config: Config) -> Archive:
+    """The archive at `path`, with the job's zone and feedx's domains."""
+    return Archive(path, zone=ZoneInfo(config.timezone), feedx_hosts=config.promo.hosts)
+
+
+def ingest(
+    sources: Iterable[str], path: Path, config: Config, *, now: datetime | None = None
+) -> tuple[Outcome, IngestCounts]:
+    """Read every source and store its articles in the archive, one transaction per source."""
+    outcome = Outcome()
+    now = now or datetime.now(UTC)
+    totals = IngestCounts(new=0, updated=0, unchanged=0)
+    with open_archive(path, config) as archive, Downloader(config.download) as downloader:
+        for source, read in iter_reads(sources, config, outcome, downloader):
+            warn_if_stale(source, read, config, now)
+            counts = archive.ingest(read.articles, now=now)
+            totals = IngestCounts(
+                new=totals.new + counts.new,
+                updated=totals.updated + counts.updated,
+                unchanged=totals.unchanged + counts.unchanged,
+            )
+    return outcome, totals
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EpubJob:
+    """What `feedx-convert epub` was asked to build."""
+
+    out_path: Path
+    """The EPUB file to write."""
+
+    inputs: tuple[str, ...] = ()
+    """Article files, feeds or URLs; when empty, the archive is read instead."""
+
+    period: Period | None = None
+    """The days to take from the archive (or to keep of the inputs)."""
+
+    archive: Path | None = None
+    """The archive to read; the config's when None."""
+
+    vertical: bool | None = None
+    """Vertical writing; the config's when None."""
+
+    grayscale: bool | None = None
+    """Gray pictures; the config's when None."""
+
+
+def build_epub(job: EpubJob, config: Config, *, now: datetime | None = None) -> Outcome:
+    """Collect the period's stories, fetch their pictures, and write the digest."""
+    outcome = Outcome()
+    zone = ZoneInfo(config.timezone)
+    now = now or datetime.now(UTC)
+    settings = config.epub
+    with Downloader(config.download) as downloader:
+        if job.inputs:
+            articles = list(iter_articles(job.inputs, config, outcome, downloader))
+            articles = one_per_story(articles, settings.language, config)
+        else:
+            period = job.period or iso_week("last", now.astimezone(zone).date())
+            start, end = period.bounds(zone)
+            path = archive_path(config, job.archive)
+            if not path.exists():
+                log.error("%s: no archive yet: run `feedx-convert ingest` first", path)
+                outcome.failed.append(str(path))
+                return outcome
+            with open_archive(path, config) as archive:
+                articles = archive.stories_between(start, end, language=settings.language or None)
+        dated = [a for a in articles if a.published or a.captured]
+        for article in articles:
+            if not (article.published or article.captured):
+                log.warning("%s: no date; left out of the digest", article.url or article.title)
+        if job.inputs and job.period is not None:
+            dated = [a for a in dated if job.period.start <= _local_day(a, zone) <= job.period.end]
+        if not dated:
+            where = str(job.out_path)
+            label = job.period.label if job.period else "the inputs"
+            log.error("%s: no articles for %s; no digest written", where, label)
+            outcome.failed.append(where)
+            return outcome
+        period = job.period or covering(_local_day(a, zone) for a in dated)
+        digest = _digest(dated, period, settings.name, settings.language)
+        pictures = _digest_pictures(digest, config, downloader, job)
+    font = Path(settings.font) if settings.font else find_cjk_font()
+    vertical = settings.vertical if job.vertical is None else job.vertical
+    data = write_epub(digest, pictures, EpubOptions(vertical=vertical, font_path=font))
+    budget = int(settings.budget_mb * 1_000_000)
+    if len(data) > budget:
+        log.warning(
+            "%s: %.1f MB, over the %.0f MB budget even with pictures recompressed",
+            job.out_path,
+            len(data) / 1e6,
+            settings.budget_mb,
+        )
+    if _write(job.out_path, data, outcome):
+        outcome.written.append(job.out_path)
+    return outcome
+
+
+def _local_day(article: Article, zone: ZoneInfo) -> date:
+    moment = article.published or article.captured
+    assert moment is not None
+    return moment.astimezone(zone).date()
+
+
+def one_per_story(articles: Iterable[Article], language: str, config: Config) -> list[Article]:
+    """Each story once: the edition in `language` when there is one, else the first seen."""
+    chosen: dict[str, Article] = {}
+    for article in articles:
+        key = story_key(article.canonical_url or article.id, config.promo.hosts)
+        if key not in chosen or (
+            language and article.language == language and chosen[key].language != language
+        ):
+            chosen[key] = article
+    return list(chosen.values())
+
+
+def _digest(articles: list[Article], period: Period, name: str, language: str) -> Digest:
+    """The digest in reading order: by day, then source, then time."""
+
+    def order(article: Article) -> tuple[date, str, datetime]:
+        moment = article.published or article.captured
+        assert moment is not None
+        return moment.date(), article.source_name, moment
+
+    ordered = tuple(sorted(articles, key=lambda a: (*order(a), a.id)))
+    languages = Counter(a.language for a in ordered if a.language != "und")
+    common = sorted(languages.items(), key=lambda pair: (-pair[1], pair[0]))
+    book_language = language or (common[0][0] if common else "und")
+    return Digest(
+        name=name,
+        label=period.label,
+        start=period.start,
+        end=period.end,
+        language=book_language,
+        identifier=digest_identifier(name, period.label),
+        modified=max(item_date(a) for a in ordered),
+        articles=ordered,
+    )
+
+
+def _digest_pictures(
+    digest: Digest, config: Config, downloader: Downloader, job: EpubJob
+) -> dict[str, Picture]:
+    """Every picture of the digest, fetched once, prepared, and fitted to the budget."""
+    settings = config.epub
+    urls = list(dict.fromkeys(image.url for a in digest.articles for image in a.images))
+    options = PictureOptions(
+        max_width=settings.picture_width,
+        max_height=settings.picture_height,
+        grayscale=settings.grayscale if job.grayscale is None else job.grayscale,
+        max_count=settings.max_pictures,
+    )
+    cache = Path(config.download.cache_dir) if config.download.cache_dir else user_cache_dir()
+    pictures = fetch_pictures(urls, downloader, cache / "pictures", options)
+    # Text, styles and the cover are small beside the pictures; keep 2 MB for them.
+    room = int(settings.budget_mb * 1_000_000) - 2_000_000
+    if sum(len(p.data) for p in pictures.values()) > room:
+        pictures = shrink_to_budget(pictures, room, options)
+    return pictures

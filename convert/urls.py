@@ -80,3 +80,34 @@ def canonical_url(url: str, tracking: Iterable[str]) -> str:
 def stable_id(text: str) -> str:
     """A short stable identifier for `text` (16 hex digits of its SHA-256)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+# Path segments that name an edition of a story, not a story: NYT's
+# /.../slug/zh-hant/ and /.../slug/dual/ are the same story as /.../slug/.
+EDITION_SEGMENTS = frozenset({"zh-hant", "zh-hans", "dual"})
+FEEDX = "feedx"
+
+
+def story_key(canonical_url: str, feedx_hosts: Iterable[str]) -> str:
+    """The key shared by every mirror and language edition of one story (`host/path`)."""
+    try:
+        parts = urlsplit(canonical_url.strip())
+        port = parts.port
+    except ValueError:
+        return canonical_url.strip()
+    host = (parts.hostname or "").lower()
+    if not host:
+        return canonical_url.strip()  # not a URL (an article id): it is its own story
+    # The scheme is left out: http and https copies of an article are one story.
+    # `m.example.com` loses its `m.`; `m.com` itself keeps it (it would be left a bare TLD).
+    while host.startswith(("m.", "www.")) and "." in host.partition(".")[2]:
+        host = host.partition(".")[2]
+    # Only whole labels match: `feedx.net` and `www.feedx.net`, never `notfeedx.net`.
+    if any(host == h or host.endswith(f".{h}") for h in (h.lower() for h in feedx_hosts)):
+        host = FEEDX
+    elif port and (parts.scheme.lower(), port) not in {("http", 80), ("https", 443)}:
+        host = f"{host}:{port}"
+    segments = [s for s in parts.path.split("/") if s]
+    while segments and segments[-1].lower() in EDITION_SEGMENTS:
+        segments.pop()
+    return "/".join([host, *segments])

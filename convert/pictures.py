@@ -1,0 +1,571 @@
+"""The pictures of an EPUB digest: fetched once, checked, and made small enough for an e-reader.
+
+The EPUB writer embeds what `fetch_pictures` returns and never fetches by itself.
+Every picture is decoded and re-encoded here, so what goes into a book is always
+one of three plain formats, without metadata, named after its own bytes:
+
+- JPEG stays JPEG; PNG without transparency stays PNG; GIF stays GIF (its first
+  frame, flattened on white);
+- WebP, AVIF and transparent PNG become JPEG, transparency flattened on white;
+- anything else (an HTML error page, SVG, a truncated file, an absurdly large
+  picture) is not a picture: it is absent from the result, with a warning.
+
+The cache (a folder of its own) remembers, per URL, the hash of the bytes that
+were fetched, and per content hash and processing options the prepared picture,
+so a rebuild with a warm cache makes no request at all, and two URLs serving the
+same bytes share one prepared file. Failures are not cached: they are tried again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import io
+import json
+import logging
+import threading
+import warnings
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import PIL
+from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
+
+from convert.download import Downloader
+from convert.errors import ConvertError
+from convert.fsutil import write_atomic
+
+log = logging.getLogger(__name__)
+
+MAX_PIXELS = 80_000_000
+"""Larger pictures are refused before decoding: 80 megapixels is 320 MB as RGBA."""
+
+# Decoding a large picture takes up to 4 bytes a pixel: only a few at a time.
+_LARGE_PIXELS = 16_000_000
+_LARGE_DECODES = threading.BoundedSemaphore(2)
+
+# Bump when the processing changes, so that old prepared pictures are not reused.
+_CACHE_VERSION = 1
+
+# What Pillow may try when opening: only the formats of the web, so that the
+# decoders of obscure formats never see downloaded bytes.
+_WANTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "AVIF")
+_JPEG_SOURCES = ("JPEG", "MPO")  # MPO: a camera's JPEG with extra frames
+
+_MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif"}
+_ENDINGS = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif"}
+
+# EXIF orientation → the transposition that shows the picture upright.
+_ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_EXIF_ORIENTATION = 0x0112
+
+_SHRINK_QUALITIES = (75, 60, 45)
+_SHRINK_SCALES = (0.75, 0.5)
+
+_MB = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """One picture, ready to be embedded in a book."""
+
+    url: str
+    """The picture's web address, as the article names it."""
+
+    name: str
+    """File name from a hash of `data`: `p-<16 hex>.jpg`, `.png` or `.gif`; never from the URL."""
+
+    media_type: str
+    """`image/jpeg`, `image/png` or `image/gif`."""
+
+    data: bytes
+    """The encoded picture, without metadata."""
+
+    width: int
+    """Width in pixels."""
+
+    height: int
+    """Height in pixels."""
+
+
+@dataclass(frozen=True, slots=True)
+class PictureOptions:
+    """How pictures are prepared for an e-reader."""
+
+    max_width: int = 1440
+    """Wider pictures are scaled down to this width, keeping their aspect ratio."""
+
+    max_height: int = 1920
+    """Taller pictures are scaled down to this height, keeping their aspect ratio."""
+
+    grayscale: bool = False
+    """Convert every picture to shades of grey (smaller, and all an e-ink screen shows)."""
+
+    jpeg_quality: int = 85
+    """Quality of the JPEGs written, 1 to 100."""
+
+    max_count: int = 2000
+    """At most this many pictures per book; the rest are skipped, with a warning."""
+
+    workers: int = 8
+    """Downloads at the same time."""
+
+    def __post_init__(self) -> None:
+        if self.max_width < 1 or self.max_height < 1:
+            raise ValueError("max_width and max_height must be at least 1")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError("jpeg_quality must be between 1 and 100")
+        if self.max_count < 0:
+            raise ValueError("max_count must not be negative")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+
+
+def fetch_pictures(
+    urls: Sequence[str], downloader: Downloader, cache_dir: Path, options: PictureOptions
+) -> dict[str, Picture]:
+    """Fetch, check and prepare each picture; those that fail are absent, with a warning."""
+    unique = list(dict.fromkeys(urls))
+    if len(unique) > options.max_count:
+        skipped = unique[options.max_count :]
+        log.warning(
+            "%d pictures beyond the limit of %d per book skipped, the first being %s",
+            len(skipped),
+            options.max_count,
+            skipped[0],
+        )
+        unique = unique[: options.max_count]
+    cache = _Cache(cache_dir, options)
+    with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="picture") as pool:
+        found = pool.map(lambda url: _picture(url, downloader, cache, options), unique)
+        pictures = {url: p for url, p in zip(unique, found, strict=True) if p is not None}
+    log.info(
+        "pictures: %d of %d ready (%d from the cache, %d downloaded)",
+        len(pictures),
+        len(unique),
+        cache.hits,
+        len(pictures) - cache.hits,
+    )
+    return pictures
+
+
+def shrink_to_budget(
+    pictures: dict[str, Picture], budget_bytes: int, options: PictureOptions
+) -> dict[str, Picture]:
+    """Recompress (lower JPEG quality, then smaller sizes) until the pictures fit the budget."""
+    # A book holds each file once, however many URLs share it.
+    files = {p.name: p for p in pictures.values()}
+    before = _total(files.values())
+    if before <= budget_bytes:
+        return dict(pictures)
+    floor = min(_SHRINK_QUALITIES[-1], options.jpeg_quality)
+    steps = [(q, 1.0) for q in _SHRINK_QUALITIES if q < options.jpeg_quality]
+    steps += [(floor, scale) for scale in _SHRINK_SCALES]
+    best: dict[str, Picture] = files
+    best_step = (options.jpeg_quality, 1.0)
+    with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="shrink") as pool:
+        for quality, scale in steps:
+            smaller = pool.map(
+                functools.partial(_reencode, quality=quality, scale=scale), files.values()
+            )
+            attempt = dict(zip(files, smaller, strict=True))
+            if _total(attempt.values()) < _total(best.values()):
+                best, best_step = attempt, (quality, scale)
+            if _total(best.values()) <= budget_bytes:
+                break
+    after = _total(best.values())
+    how = f"JPEG quality {best_step[0]}, {best_step[1]:.0%} size"
+    if after <= budget_bytes:
+        log.info(
+            "pictures shrunk from %.1f MB to %.1f MB to fit the %.1f MB budget (%s)",
+            before / _MB,
+            after / _MB,
+            budget_bytes / _MB,
+            how,
+        )
+    else:
+        log.warning(
+            "pictures shrunk from %.1f MB to only %.1f MB, still over the %.1f MB budget (%s)",
+            before / _MB,
+            after / _MB,
+            budget_bytes / _MB,
+            how,
+        )
+    return {url: replace(best[p.name], url=url) for url, p in pictures.items()}
+
+
+# --- one picture ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A prepared picture, before it is tied to a URL."""
+
+    media_type: str
+    data: bytes
+    width: int
+    height: int
+
+    def picture(self, url: str) -> Picture:
+        return Picture(
+            url=url,
+            name=_name(self.data, self.media_type),
+            media_type=self.media_type,
+            data=self.data,
+            width=self.width,
+            height=self.height,
+        )
+
+
+class _Refused(Exception):
+    """Bytes that are not made into a picture, with the reason."""
+
+
+def _picture(
+    url: str, downloader: Downloader, cache: _Cache, options: PictureOptions
+) -> Picture | None:
+    """The picture at `url`, from the cache or downloaded and prepared; None on failure."""
+    known = cache.content_of(url)
+    if known is not None:
+        prepared = cache.prepared(known)
+        if prepared is not None:
+            cache.hit()
+            return prepared.picture(url)
+    try:
+        fetched = downloader.get(url)
+    except ConvertError as error:
+        log.warning("%s", error)
+        return None
+    content = hashlib.sha256(fetched.content).hexdigest()
+    prepared = cache.prepared(content)
+    if prepared is None:
+        try:
+            prepared = _prepare(fetched.content, options)
+        except _Refused as error:
+            log.warning("%s: %s", url, error)
+            return None
+        cache.store(content, prepared)
+    cache.remember(url, content)
+    return prepared.picture(url)
+
+
+def _prepare(content: bytes, options: PictureOptions) -> _Prepared:
+    """Decode, flatten, scale down and re-encode one download; _Refused when it cannot be."""
+    try:
+        return _prepare_image(content, options)
+    except _Refused:
+        raise
+    except UnidentifiedImageError:
+        raise _Refused("not a picture") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise _Refused(f"too large: {error}") from None
+    except Exception as error:  # decoders raise many unrelated types on broken input
+        detail = " ".join(str(error).split())  # one log line, whatever the decoder said
+        raise _Refused(f"not a picture ({type(error).__name__}: {detail})") from None
+
+
+def _prepare_image(content: bytes, options: PictureOptions) -> _Prepared:
+    image: Image.Image = _open(content)
+    large = image.width * image.height > _LARGE_PIXELS
+    with _LARGE_DECODES if large else contextlib.nullcontext():
+        return _prepare_opened(image, options)
+
+
+def _prepare_opened(image: Image.Image, options: PictureOptions) -> _Prepared:
+    source = image.format or ""
+    orientation = _orientation(image)
+    # The box in stored pixels: a picture shown turned a quarter has its sides swapped.
+    box = (options.max_width, options.max_height)
+    if orientation >= 5:
+        box = (options.max_height, options.max_width)
+    size = _fit(image.size, box)
+    if source in _JPEG_SOURCES and size != image.size:
+        # libjpeg decodes at 1/2, 1/4 or 1/8 directly: far less memory and time.
+        image.draft(None, size)
+    image.load()
+    transparent = _is_transparent(image)
+    if source == "GIF":
+        target = "GIF"
+    elif source == "PNG" and not transparent:
+        target = "PNG"
+    else:
+        target = "JPEG"
+    if image.size != size:
+        image = _resizable(image, transparent).resize(
+            size, Image.Resampling.LANCZOS, reducing_gap=3.0
+        )
+    image = _flatten(image) if transparent else _plain(image, target != "JPEG")
+    if options.grayscale and image.mode != "L":
+        image = image.convert("L")
+    if orientation in _ORIENTATIONS:
+        image = image.transpose(_ORIENTATIONS[orientation])
+    return _encode(image, target, options.jpeg_quality)
+
+
+@functools.cache
+def _formats() -> tuple[str, ...]:
+    """The wanted formats this Pillow can open (AVIF needs a recent build)."""
+    Image.init()
+    return tuple(f for f in _WANTED_FORMATS if f in Image.OPEN)
+
+
+# catch_warnings changes process-wide state: only one thread may hold it at a time.
+_OPEN_LOCK = threading.Lock()
+
+
+def _open(content: bytes) -> ImageFile.ImageFile:
+    """Open (header only) with Pillow's bomb warning as an error and our own pixel limit."""
+    with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        image = Image.open(io.BytesIO(content), formats=_formats())
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise _Refused(
+            f"too large: {width}×{height} pixels, over {MAX_PIXELS // 1_000_000} megapixels"
+        )
+    if width < 1 or height < 1:
+        raise _Refused(f"not a picture ({width}×{height} pixels)")
+    return image
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation, 1 (upright) when absent or unreadable."""
+    try:
+        value = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # a malformed EXIF block raises assorted types; the pixels are fine
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def _fit(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """`size` scaled down to fit `box`, aspect ratio kept; never scaled up."""
+    width, height = size
+    scale = min(box[0] / width, box[1] / height, 1.0)
+    if scale >= 1.0:
+        return size
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _is_transparent(image: Image.Image) -> bool:
+    """True when some pixel is not fully opaque (an opaque alpha channel does not count)."""
+    if not image.has_transparency_data:
+        return False
+    if "A" in image.getbands():
+        low = image.getchannel("A").getextrema()[0]
+        return not isinstance(low, tuple) and low < 255
+    return True  # a transparent palette entry or colour ("transparency" in info)
+
+
+def _resizable(image: Image.Image, transparent: bool) -> Image.Image:
+    """A mode that resizes well: palettes and bilevel images only resize by nearest pixel."""
+    if image.mode == "P":
+        return image.convert("RGBA" if transparent else "RGB")
+    if image.mode == "PA":
+        return image.convert("RGBA")
+    if image.mode == "1":
+        return image.convert("L")
+    if image.mode.startswith("I"):
+        return _sixteen_to_eight(image)
+    return image
+
+
+def _sixteen_to_eight(image: Image.Image) -> Image.Image:
+    # Pillow's own conversion clips 16-bit values at 255 instead of scaling them.
+    return image.convert("I").point(lambda v: v / 256).convert("L")
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """The picture laid on white: e-readers and JPEG have no transparency."""
+    rgba = image.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
+
+
+def _plain(image: Image.Image, keep_palette: bool) -> Image.Image:
+    """An opaque picture in L, RGB (sRGB) or, when `keep_palette`, P mode."""
+    mode = image.mode
+    if mode in ("L", "RGB", "CMYK"):
+        profile = image.info.get("icc_profile")
+        if profile and mode != "L":
+            return _to_srgb(image, profile)
+        return image if mode != "CMYK" else image.convert("RGB")
+    if mode == "P":
+        return image if keep_palette else image.convert("RGB")
+    if mode in ("1", "LA", "La"):
+        return image.convert("L")
+    if mode.startswith("I"):
+        return _sixteen_to_eight(image)
+    return image.convert("RGB")
+
+
+def _to_srgb(image: Image.Image, profile: bytes) -> Image.Image:
+    """Colours converted from the embedded profile to sRGB, which the profile-less output means."""
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        converted = ImageCms.profileToProfile(
+            image, source, ImageCms.createProfile("sRGB"), outputMode="RGB"
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        # A broken profile: the colours will be a little off, the picture is still fine.
+        return image.convert("RGB")
+    return converted if converted is not None else image.convert("RGB")
+
+
+def _encode(image: Image.Image, target: str, quality: int) -> _Prepared:
+    """The picture in `target` format, deterministic and without metadata."""
+    if target == "JPEG" and image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")
+    if target == "GIF" and image.mode not in ("L", "P"):
+        image = image.quantize(256)
+    # Pillow's PNG and GIF writers copy an ICC profile, comments and more from
+    # `info`, and the EXIF of the source would follow: write none of it.
+    image.info = {}
+    buffer = io.BytesIO()
+    if target == "JPEG":
+        image.save(buffer, "JPEG", quality=quality, optimize=True)
+    elif target == "PNG":
+        image.save(buffer, "PNG", compress_level=9)
+    else:
+        image.save(buffer, "GIF")
+    return _Prepared(_MEDIA_TYPES[target], buffer.getvalue(), image.width, image.height)
+
+
+def _name(data: bytes, media_type: str) -> str:
+    return f"p-{hashlib.sha256(data).hexdigest()[:16]}{_ENDINGS[media_type]}"
+
+
+# --- shrinking ------------------------------------------------------------------------
+
+
+def _total(pictures: Iterable[Picture]) -> int:
+    return sum(len(p.data) for p in pictures)
+
+
+def _reencode(picture: Picture, quality: int, scale: float) -> Picture:
+    """The smallest of `picture` and its re-encodings at `quality` and `scale`."""
+    image: Image.Image = _open(picture.data)
+    image.load()
+    if scale < 1.0:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = _resizable(image, False).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    candidates = [_Prepared(picture.media_type, picture.data, picture.width, picture.height)]
+    if picture.media_type == "image/gif":
+        if scale < 1.0:
+            candidates.append(_encode(image, "GIF", quality))
+    else:
+        # A big PNG (a photo saved as PNG) is often far smaller as JPEG.
+        if picture.media_type == "image/png" and scale < 1.0:
+            candidates.append(_encode(image, "PNG", quality))
+        candidates.append(_encode(image, "JPEG", quality))
+    smallest = min(candidates, key=lambda c: len(c.data))  # the first on ties: the original
+    return smallest.picture(picture.url)
+
+
+# --- the cache ------------------------------------------------------------------------
+
+
+class _Cache:
+    """Per URL the hash of its bytes; per content hash and options the prepared picture."""
+
+    def __init__(self, folder: Path, options: PictureOptions) -> None:
+        self.urls = folder / "urls"
+        self.pictures = folder / "prepared"
+        # The processing options and Pillow's version decide the prepared bytes.
+        variant = [
+            _CACHE_VERSION,
+            PIL.__version__,
+            options.max_width,
+            options.max_height,
+            options.grayscale,
+            options.jpeg_quality,
+        ]
+        self.variant = hashlib.sha256(json.dumps(variant).encode()).hexdigest()[:16]
+        self.hits = 0
+        self._lock = threading.Lock()
+        self._warned = False
+
+    def hit(self) -> None:
+        with self._lock:
+            self.hits += 1
+
+    def _url_path(self, url: str) -> Path:
+        return self.urls / f"{hashlib.sha256(url.encode('utf-8')).hexdigest()}.json"
+
+    def _picture_paths(self, content: str) -> tuple[Path, Path]:
+        key = hashlib.sha256(f"{content}:{self.variant}".encode()).hexdigest()
+        return self.pictures / f"{key}.bin", self.pictures / f"{key}.json"
+
+    def content_of(self, url: str) -> str | None:
+        """The hash of the bytes last fetched from `url`, if remembered."""
+        record = _read_json(self._url_path(url))
+        if record is None or record.get("url") != url:
+            return None
+        content = record.get("content")
+        if not (isinstance(content, str) and len(content) == 64):
+            return None
+        return content
+
+    def prepared(self, content: str) -> _Prepared | None:
+        """The prepared picture of those bytes, unless missing or damaged."""
+        data_path, meta_path = self._picture_paths(content)
+        meta = _read_json(meta_path)
+        if meta is None:
+            return None
+        try:
+            data = data_path.read_bytes()
+        except OSError:
+            return None
+        media_type, width, height = meta.get("media_type"), meta.get("width"), meta.get("height")
+        if (
+            media_type not in _ENDINGS
+            or not isinstance(width, int)
+            or not isinstance(height, int)
+            or meta.get("sha256") != hashlib.sha256(data).hexdigest()
+        ):
+            return None
+        return _Prepared(str(media_type), data, width, height)
+
+    def store(self, content: str, prepared: _Prepared) -> None:
+        data_path, meta_path = self._picture_paths(content)
+        meta = {
+            "media_type": prepared.media_type,
+            "width": prepared.width,
+            "height": prepared.height,
+            "sha256": hashlib.sha256(prepared.data).hexdigest(),
+        }
+        # The record last: a picture file without its record is never read.
+        self._write(data_path, prepared.data)
+        self._write(meta_path, json.dumps(meta))
+
+    def remember(self, url: str, content: str) -> None:
+        self._write(self._url_path(url), json.dumps({"url": url, "content": content}))
+
+    def _write(self, path: Path, data: bytes | str) -> None:
+        try:
+            write_atomic(path, data)
+        except OSError as error:
+            # A read-only or full cache costs downloads next time, not this book.
+            with self._lock:
+                warned, self._warned = self._warned, True
+            if not warned:
+                log.warning("%s: cannot write the picture cache: %s", path.parent, error.strerror)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
