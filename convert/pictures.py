@@ -188,7 +188,8 @@ def shrink_to_budget(
     after = _total(best.values())
     how = f"JPEG quality {best_step[0]}, {best_step[1]:.0%} size"
     if after <= budget_bytes:
-        log.info(
+        # A warning, not info: the reader gets smaller pictures than they asked for.
+        log.warning(
             "pictures shrunk from %.1f MB to %.1f MB to fit the %.1f MB budget (%s)",
             before / _MB,
             after / _MB,

@@ -17,6 +17,12 @@ from convert.urls import canonical_url, host_of, stable_id
 
 
 @pytest.fixture(scope="session")
+def httpserver_listen_address() -> tuple[str, int]:
+    """pytest-httpserver's server on 127.0.0.1 exactly (its default is `localhost`)."""
+    return ("127.0.0.1", 0)
+
+
+@pytest.fixture(scope="session")
 def config() -> Config:
     """The shipped config.yaml."""
     return load_config()

@@ -32,12 +32,6 @@ from convert.pipeline import markdown_to_folder
 # --- helpers ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def httpserver_listen_address() -> tuple[str, int]:
-    """pytest-httpserver's `httpserver` on 127.0.0.1 exactly (its default is `localhost`)."""
-    return ("127.0.0.1", 0)
-
-
 @pytest.fixture(scope="module")
 def threaded_server() -> Iterator[HTTPServer]:
     """A threaded server: werkzeug then speaks HTTP/1.1, so bodies of unknown size are chunked."""

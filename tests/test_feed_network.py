@@ -39,12 +39,6 @@ ETAG = '"feedx-nytimes-v1"'
 LAST_MODIFIED = "Sun, 26 May 2024 04:10:00 GMT"
 
 
-@pytest.fixture(scope="session")
-def httpserver_listen_address() -> tuple[str, int]:
-    """pytest-httpserver's `httpserver` on 127.0.0.1 exactly (its default is `localhost`)."""
-    return ("127.0.0.1", 0)
-
-
 def network_config(tmp_path: Path, **download: object) -> Config:
     """The shipped config, allowed to reach 127.0.0.1 only, with fast limits."""
     base = load_config()
