@@ -176,7 +176,14 @@ def feed(
     outcome = pipeline.publish_feed(_progress(sources, "Reading"), job, config)
     if outcome.written:
         logging.getLogger("convert").info("wrote %s", out_path)
-    return EXIT_INPUT_FAILED if outcome.failed or not outcome.written else EXIT_OK
+    elif outcome.unchanged:
+        logging.getLogger("convert").info("%s is up to date", out_path)
+    return EXIT_INPUT_FAILED if outcome.failed or not _produced(outcome) else EXIT_OK
+
+
+def _produced(outcome: pipeline.Outcome) -> bool:
+    """The output exists as asked: written now, or already holding the same bytes."""
+    return bool(outcome.written or outcome.unchanged)
 
 
 def _format_from_ending(path: Path) -> str:
@@ -291,10 +298,11 @@ def epub(
         grayscale=grayscale,
     )
     outcome = pipeline.build_epub(job, config)
-    if outcome.written:
+    if outcome.written or outcome.unchanged:
         size = out_path.stat().st_size / 1e6
-        logging.getLogger("convert").info("wrote %s (%.1f MB)", out_path, size)
-    return EXIT_INPUT_FAILED if outcome.failed or not outcome.written else EXIT_OK
+        done = "wrote" if outcome.written else "up to date:"
+        logging.getLogger("convert").info("%s %s (%.1f MB)", done, out_path, size)
+    return EXIT_INPUT_FAILED if outcome.failed or not _produced(outcome) else EXIT_OK
 
 
 @cli.group(name="archive")

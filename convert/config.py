@@ -82,6 +82,25 @@ def _check(fn: Callable[[Any], None]) -> dict[str, Any]:
     return {"check": fn}
 
 
+# A path field: relative values are resolved when loaded (see `_resolve`).
+_PATH = {"path": True}
+
+
+def _feed_format(value: str) -> None:
+    if value not in {"rss", "atom", "json"}:
+        raise ValueError("must be rss, atom or json")
+
+
+def _week(value: str) -> None:
+    if value and not re.fullmatch(r"latest|last|\d{4}-W\d{1,2}", value):
+        raise ValueError("must be latest, last or an ISO week such as 2024-W21")
+
+
+def _day(value: str) -> None:
+    if value and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be a date, YYYY-MM-DD")
+
+
 # --- the schema ---------------------------------------------------------------------
 
 
@@ -226,6 +245,107 @@ class EpubOutput:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Source:
+    """One input of the main job."""
+
+    path: str = field(metadata=_PATH)
+    """A file, a glob (`examples/*.txt`), a folder, an OPML list, or an http(s) URL."""
+
+    name: str = ""
+    """What the summary calls it; the path when empty."""
+
+    enabled: bool = True
+    """False skips the source without deleting it from the file."""
+
+    max_items: int = 0
+    """Take only the newest this many articles; 0 takes all."""
+
+    rules: SiteRules | None = None
+    """Rules for this source's articles, over its sites' rules (timezone, remove, ...)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedTarget:
+    """A feed the main job writes."""
+
+    path: str = field(metadata=_PATH)
+    """The feed file."""
+
+    format: str = field(default="rss", metadata=_check(_feed_format))
+    """rss, atom or json."""
+
+    self_url: str = ""
+    """Where it is published (atom:link rel=self); the feed section's when empty."""
+
+    title: str = ""
+    """The feed's title; the first source's own when empty."""
+
+    max_items: int = 0
+    """Most items kept; the feed section's `max_items` when 0."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarkdownTarget:
+    """A folder of Markdown files the main job writes."""
+
+    folder: str = field(metadata=_PATH)
+    """Where the `.md` files go."""
+
+    download_images: bool = False
+    """Save pictures in `assets/` beside them."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EpubTarget:
+    """An EPUB digest the main job writes from the archive."""
+
+    path: str = field(metadata=_PATH)
+    """The book; `{period}` is replaced by its week or dates (`digest-{period}.epub`)."""
+
+    week: str = field(default="latest", metadata=_check(_week))
+    """latest (the newest archived article's week), last (the last whole week), 2024-W21."""
+
+    since: str = field(default="", metadata=_check(_day))
+    """With `until`, a window of days instead of a week (YYYY-MM-DD)."""
+
+    until: str = field(default="", metadata=_check(_day))
+    """The window's last day, included."""
+
+    budget_mb: float = 0
+    """Largest book in MB; the epub section's `budget_mb` when 0."""
+
+    vertical: bool = False
+    """Vertical writing with a right-to-left spine."""
+
+    grayscale: bool = False
+    """Gray pictures."""
+
+    def check_values(self) -> None:
+        """`since` and `until` go together."""
+        if bool(self.since) != bool(self.until):
+            raise ValueError("since and until go together")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Output:
+    """One output of the main job: exactly one of `feed`, `markdown`, `epub`."""
+
+    feed: FeedTarget | None = None
+    """Write a feed."""
+
+    markdown: MarkdownTarget | None = None
+    """Write Markdown files."""
+
+    epub: EpubTarget | None = None
+    """Write an EPUB digest."""
+
+    def check_values(self) -> None:
+        """Exactly one kind per entry."""
+        if sum(x is not None for x in (self.feed, self.markdown, self.epub)) != 1:
+            raise ValueError("each output is exactly one of feed, markdown, epub")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """One job's settings."""
 
@@ -256,8 +376,17 @@ class Config:
     epub: EpubOutput
     """Defaults for `feedx-convert epub`."""
 
-    archive: str
+    archive: str = field(metadata=_PATH)
     """The SQLite archive of ingested articles; empty: the user's data folder."""
+
+    sources: tuple[Source, ...] = ()
+    """The main job's inputs (`feedx-convert run`)."""
+
+    outputs: tuple[Output, ...] = ()
+    """The main job's outputs."""
+
+    source_rules: SiteRules | None = field(default=None, metadata={"internal": True})
+    """Rules of the source being read, over the site rules (set by the job, not in YAML)."""
 
     sites: Mapping[str, SiteRules] = field(default_factory=dict)
     """Rules per host; a rule for `nytimes.com` also covers `cn.nytimes.com`."""
@@ -266,11 +395,31 @@ class Config:
         """The rules that apply to an article from `host`."""
         host = host.lower()
         labels = host.split(".")
-        for start in range(len(labels)):
-            site = self.sites.get(".".join(labels[start:]))
-            if site is not None:
-                return Rules(config=self, site=site, host=host)
-        return Rules(config=self, site=SiteRules(), host=host)
+        site = next(
+            (
+                self.sites[".".join(labels[start:])]
+                for start in range(len(labels))
+                if ".".join(labels[start:]) in self.sites
+            ),
+            SiteRules(),
+        )
+        if self.source_rules is not None:
+            site = _over(site, self.source_rules)
+        return Rules(config=self, site=site, host=host)
+
+    def for_source(self, source: Source) -> Config:
+        """This config with `source`'s own rules over the site rules."""
+        return dataclasses.replace(self, source_rules=source.rules) if source.rules else self
+
+
+def _over(site: SiteRules, top: SiteRules) -> SiteRules:
+    """`top`'s settings where it has them, `site`'s elsewhere."""
+    changes = {
+        f.name: getattr(top, f.name)
+        for f in dataclasses.fields(SiteRules)
+        if getattr(top, f.name) != f.default
+    }
+    return dataclasses.replace(site, **changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,7 +534,12 @@ def _build(hint: Any, node: yaml.Node, key: str) -> Any:
         inner = typing.get_args(hint)[1]
         return {str(k.value).lower(): _build(inner, v, f"{key}.{k.value}") for k, v in node.value}
     if origin in (typing.Union, types.UnionType):
-        raise TypeError(f"unsupported config type {hint}")  # keep the schema simple
+        inner = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if len(inner) != 1:
+            raise TypeError(f"unsupported config type {hint}")  # keep the schema simple
+        if isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null"):
+            return None
+        return _build(inner[0], node, key)
     value = _scalar(node, key)
     if hint is str:
         if value is None:
@@ -415,10 +569,14 @@ def _build_dataclass(cls: Any, node: yaml.Node, key: str) -> Any:
     for key_node, value_node in node.value:
         name = str(key_node.value)
         path = f"{key}.{name}" if key else name
-        if name not in fields:
-            valid = ", ".join(sorted(fields))
+        if name not in fields or fields[name].metadata.get("internal"):
+            valid = ", ".join(
+                sorted(n for n, f in fields.items() if not f.metadata.get("internal"))
+            )
             raise _fail(key_node, path, f"unknown key (valid keys here: {valid})")
         value = _build(hints[name], value_node, path)
+        if fields[name].metadata.get("path") and value:
+            value = _resolve(value, value_node)
         check = fields[name].metadata.get("check")
         if check is not None:
             try:
@@ -435,4 +593,24 @@ def _build_dataclass(cls: Any, node: yaml.Node, key: str) -> Any:
     ]
     if missing:
         raise _fail(node, key, f"missing key(s): {', '.join(missing)}")
-    return cls(**values)
+    built = cls(**values)
+    if hasattr(built, "check_values"):
+        try:
+            built.check_values()
+        except ValueError as error:
+            raise _fail(node, key, str(error)) from None
+    return built
+
+
+def _resolve(value: str, node: yaml.Node) -> str:
+    """A relative path from a user's file is relative to that file's folder; from the
+    shipped config (which may live inside an installed package), to the current one."""
+    if re.match(r"https?://", value):
+        return value
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    origin = Path(node.start_mark.name)
+    if origin.resolve() == resource_path(DEFAULT_CONFIG).resolve():
+        return value
+    return str(origin.parent / path)

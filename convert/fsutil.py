@@ -21,3 +21,19 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_if_changed(path: Path, data: bytes | str) -> bool:
+    """Write `data` atomically unless `path` already holds it; True when written.
+
+    An unchanged file keeps its bytes and its modification time, so that a rerun
+    on the same input says so and sync tools see nothing new.
+    """
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        if path.stat().st_size == len(payload) and path.read_bytes() == payload:
+            return False
+    except OSError:
+        pass  # missing or unreadable: write it
+    write_atomic(path, payload)
+    return True

@@ -20,7 +20,7 @@ from convert.config import Config
 from convert.download import Downloader, user_cache_dir
 from convert.errors import ConvertError
 from convert.fragments import parse_fragment, text_of
-from convert.fsutil import write_atomic
+from convert.fsutil import write_if_changed
 from convert.model import Article, Channel, Digest, Feed
 from convert.period import Period, covering, iso_week
 from convert.pictures import Picture, PictureOptions, fetch_pictures, shrink_to_budget
@@ -47,6 +47,9 @@ class Outcome:
 
     written: list[Path] = field(default_factory=list)
     """Files written, in order."""
+
+    unchanged: list[Path] = field(default_factory=list)
+    """Files that already held exactly what would be written, left untouched."""
 
     failed: list[str] = field(default_factory=list)
     """Inputs (or downloads) that could not be converted, as named by the user."""
@@ -183,18 +186,19 @@ def markdown_to_folder(
                 else {}
             )
             path = out_dir / markdown_file_name(article, taken)
-            if _write(path, render_markdown(article, local), outcome):
-                outcome.written.append(path)
+            write_output(path, render_markdown(article, local), outcome)
     return outcome
 
 
-def _write(path: Path, data: bytes | str, outcome: Outcome) -> bool:
+def write_output(path: Path, data: bytes | str, outcome: Outcome) -> bool:
+    """Write `path` unless it already holds `data` (a rerun touches nothing); False on error."""
     try:
-        write_atomic(path, data)
+        changed = write_if_changed(path, data)
     except OSError as error:
         log.error("%s: cannot write: %s", path, error.strerror or error)
         outcome.failed.append(str(path))
         return False
+    (outcome.written if changed else outcome.unchanged).append(path)
     return True
 
 
@@ -215,11 +219,8 @@ def _download_pictures(
             outcome.failed.append(image.url)
             continue
         name = f"{stable_id(image.url)}{ending}"
-        path = out_dir / ASSETS / name
-        if not path.exists():
-            if not _write(path, fetched.content, outcome):
-                continue
-            outcome.written.append(path)
+        if not write_output(out_dir / ASSETS / name, fetched.content, outcome):
+            continue
         local[image.url] = f"{ASSETS}/{name}"
     return local
 
@@ -261,28 +262,38 @@ def publish_feed(
 ) -> Outcome:
     """Read every source, merge with the existing output, and write the feed."""
     outcome = Outcome()
-    writer = feed_writer(job.format)
     now = now or datetime.now(UTC)
     reads: list[tuple[str, Read]] = []
     with Downloader(config.download) as downloader:
         for source, read in iter_reads(sources, config, outcome, downloader):
             warn_if_stale(source, read, config, now)
             reads.append((source, read))
-    if not reads:
-        return outcome
+    if reads:
+        write_feed(reads, job, config, outcome)
+    return outcome
+
+
+def write_feed(
+    reads: list[tuple[str, Read]],
+    job: FeedJob,
+    config: Config,
+    outcome: Outcome,
+    *,
+    max_items: int = 0,
+) -> None:
+    """Merge the articles of `reads` with the feed at `job.out_path` and write it."""
     fresh = [article for _source, read in reads for article in read.articles]
     old = _existing_items(job.out_path, config)
-    articles = merge_items(fresh, old, config.feed.max_items)
+    articles = merge_items(fresh, old, max_items or config.feed.max_items)
     try:
         channel = _channel(reads, job, config, articles)
     except ConvertError as error:
         log.error("%s", error)
         outcome.failed.append(str(job.out_path))
-        return outcome
-    feed = Feed(channel=channel, articles=articles)
-    if _write(job.out_path, writer(feed), outcome):
-        outcome.written.append(job.out_path)
-    return outcome
+        return
+    write_output(
+        job.out_path, feed_writer(job.format)(Feed(channel=channel, articles=articles)), outcome
+    )
 
 
 def warn_if_stale(source: str, read: Read, config: Config, now: datetime) -> None:
@@ -414,22 +425,31 @@ class EpubJob:
 def build_epub(job: EpubJob, config: Config, *, now: datetime | None = None) -> Outcome:
     """Collect the period's stories, fetch their pictures, and write the digest."""
     outcome = Outcome()
+    rendered = render_epub(job, config, outcome, now=now or datetime.now(UTC))
+    if rendered is not None:
+        write_output(job.out_path, rendered[0], outcome)
+    return outcome
+
+
+def render_epub(
+    job: EpubJob, config: Config, outcome: Outcome, *, now: datetime
+) -> tuple[bytes, Period] | None:
+    """The digest's bytes and period; None (with the error logged) when there is nothing."""
     zone = ZoneInfo(config.timezone)
-    now = now or datetime.now(UTC)
     settings = config.epub
     with Downloader(config.download) as downloader:
         if job.inputs:
             articles = list(iter_articles(job.inputs, config, outcome, downloader))
             articles = one_per_story(articles, settings.language, config)
         else:
-            period = job.period or iso_week("last", now.astimezone(zone).date())
-            start, end = period.bounds(zone)
             path = archive_path(config, job.archive)
             if not path.exists():
                 log.error("%s: no archive yet: run `feedx-convert ingest` first", path)
                 outcome.failed.append(str(path))
-                return outcome
+                return None
             with open_archive(path, config) as archive:
+                period = job.period or iso_week("last", now.astimezone(zone).date())
+                start, end = period.bounds(zone)
                 articles = archive.stories_between(start, end, language=settings.language or None)
         dated = [a for a in articles if a.published or a.captured]
         for article in articles:
@@ -442,7 +462,7 @@ def build_epub(job: EpubJob, config: Config, *, now: datetime | None = None) -> 
             label = job.period.label if job.period else "the inputs"
             log.error("%s: no articles for %s; no digest written", where, label)
             outcome.failed.append(where)
-            return outcome
+            return None
         period = job.period or covering(_local_day(a, zone) for a in dated)
         digest = _digest(dated, period, settings.name, settings.language)
         pictures = _digest_pictures(digest, config, downloader, job)
@@ -457,9 +477,7 @@ def build_epub(job: EpubJob, config: Config, *, now: datetime | None = None) -> 
             len(data) / 1e6,
             settings.budget_mb,
         )
-    if _write(job.out_path, data, outcome):
-        outcome.written.append(job.out_path)
-    return outcome
+    return data, period
 
 
 def _local_day(article: Article, zone: ZoneInfo) -> date:

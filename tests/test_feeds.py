@@ -36,7 +36,7 @@ def publish(
 ) -> bytes:
     job = FeedJob(out_path=out, format=fmt, self_url=f"https://example.org/{out.name}")
     outcome = publish_feed(sources, job, config or load_config(), now=NOW)
-    assert outcome.written == [out]
+    assert outcome.written + outcome.unchanged == [out]
     return out.read_bytes()
 
 
