@@ -22,10 +22,9 @@ fonts:
 	               && apt-get install -y -qq fonts-wqy-microhei >/dev/null 2>&1)); } \
 	  || echo "note: no CJK font installed; EPUB covers will show Latin text only"
 
-# The main job on the bundled examples (issue "The main job" turns this into `feedx-convert run`).
+# The main job (config.yaml) on the bundled examples: feeds, Markdown and an EPUB in out/.
 run: $(STAMP) fonts
-	$(BIN)/feedx-convert markdown examples/*.txt -o out/markdown
-	@echo "Markdown in out/markdown/"
+	$(BIN)/feedx-convert run --archive out/archive.sqlite
 
 lint: $(STAMP)
 	$(BIN)/ruff check convert tests

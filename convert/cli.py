@@ -9,18 +9,19 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import track
+from rich.progress import Progress, track
 from rich.table import Table
 
 from convert import __version__, pipeline
 from convert.config import Config, load_config
 from convert.errors import ConfigError, ConvertError
+from convert.job import JobReport, RunOptions, run_job
 from convert.model import to_json
 from convert.period import Period, date_range, iso_week
 from convert.readers import sniff_reader
@@ -58,7 +59,8 @@ def _setup_logging(verbosity: int) -> None:
     root = logging.getLogger("convert")
     root.handlers[:] = [handler]
     root.propagate = False
-    root.setLevel({-1: logging.ERROR, 0: logging.WARNING}.get(verbosity, logging.INFO))
+    levels = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}
+    root.setLevel(levels.get(verbosity, logging.DEBUG))
 
 
 def _config(ctx: click.Context) -> Config:
@@ -86,7 +88,8 @@ def cli(ctx: click.Context, config_path: Path | None, quiet: bool, verbose: bool
     Example:
       feedx-convert markdown examples/nyt-putin-harbin.txt
     """
-    _setup_logging(-1 if quiet else 1 if verbose else 0)
+    ctx.meta["verbosity"] = -1 if quiet else 1 if verbose else 0
+    _setup_logging(ctx.meta["verbosity"])
     ctx.obj = load_config(config_path)
 
 
@@ -303,6 +306,113 @@ def epub(
         done = "wrote" if outcome.written else "up to date:"
         logging.getLogger("convert").info("%s %s (%.1f MB)", done, out_path, size)
     return EXIT_INPUT_FAILED if outcome.failed or not _produced(outcome) else EXIT_OK
+
+
+@cli.command()
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="The job's config file (same as feedx-convert -c).",
+)
+@click.option(
+    "--archive",
+    "archive",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The SQLite archive (default: config `archive`).",
+)
+@click.option("--dry-run", is_flag=True, help="Write nothing; show what would change.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes for reading (default: one per core).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only errors; no summary.")
+@click.option("-v", "--verbose", is_flag=True, help="Say more.")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    config_path: Path | None,
+    archive: Path | None,
+    dry_run: bool,
+    jobs: int | None,
+    quiet: bool,
+    verbose: bool,
+) -> int:
+    """The main job: read the config's sources into the archive, write its outputs.
+
+    Exit code 0 when all went well, 1 when some input or output failed (the rest
+    is still written), 2 for a config or usage error.
+
+    \b
+    Examples:
+      feedx-convert run                       # the shipped job on examples/
+      feedx-convert run -c ~/news.yaml -q     # from cron
+      feedx-convert run -c ~/news.yaml --dry-run
+    """
+    if config_path is not None:
+        ctx.obj = load_config(config_path)
+    # A run tells what it does, phase by phase, unless -q (here or before `run`).
+    quiet = quiet or ctx.meta.get("verbosity", 0) < 0
+    _setup_logging(-1 if quiet else 2 if verbose else 1)
+    config = _config(ctx)
+    options = RunOptions(archive=archive, dry_run=dry_run, jobs=jobs or 0)
+    try:
+        report = run_job(config, options, progress=_phase if sys.stderr.isatty() else None)
+    except ConvertError as error:
+        click.echo(f"error: {printable(str(error))}", err=True)
+        return EXIT_INPUT_FAILED
+    if not quiet:
+        _summary(report, dry_run)
+    return EXIT_INPUT_FAILED if report.failed else EXIT_OK
+
+
+def _phase(label: str, total: int) -> Callable[[], None]:
+    """A rich progress bar for one phase; returns the function that advances it."""
+    bar = Progress(console=Console(stderr=True), transient=True)
+    task = bar.add_task(label, total=total)
+    bar.start()
+
+    def advance() -> None:
+        bar.advance(task)
+        if bar.finished:
+            bar.stop()
+
+    if total == 0:
+        bar.stop()
+    return advance
+
+
+def _summary(report: JobReport, dry_run: bool) -> None:
+    """Per source: new, updated, unchanged, failed; per output: path, size, what changed."""
+    console = Console(soft_wrap=True)
+    sources = Table("source", "new", "updated", "unchanged", "failed", title="sources")
+    for row in report.sources:
+        sources.add_row(
+            row.name, str(row.new), str(row.updated), str(row.unchanged), str(row.failed)
+        )
+    console.print(sources)
+    verb = "would write" if dry_run else "written"
+    outputs = Table("output", "path", "size", verb, "unchanged", "status", title="outputs")
+    for out in report.outputs:
+        outputs.add_row(
+            out.kind,
+            str(out.path),
+            _size(out.size),
+            str(out.written),
+            str(out.unchanged),
+            "failed" if out.failed else "ok",
+        )
+    console.print(outputs)
+    if not report.changed and not report.failed:
+        console.print("nothing changed: every output is up to date")
+
+
+def _size(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
 
 
 @cli.group(name="archive")

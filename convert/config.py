@@ -320,6 +320,9 @@ class EpubTarget:
     grayscale: bool = False
     """Gray pictures."""
 
+    pictures: bool = True
+    """Embed pictures; false leaves each as a link to the original (no downloads)."""
+
     def check_values(self) -> None:
         """`since` and `until` go together."""
         if bool(self.since) != bool(self.until):

@@ -7,7 +7,7 @@ import io
 import logging
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path, PurePath
@@ -85,13 +85,19 @@ def read_bytes(source: str, config: Config, downloader: Downloader | None = None
     return data
 
 
-def read_source(source: str, config: Config, downloader: Downloader | None = None) -> Read:
-    """Read one input with the reader its content calls for, and clean every article."""
+def read_source(
+    source: str, config: Config, downloader: Downloader | None = None, *, ours: bool = False
+) -> Read:
+    """Read one input with the reader its content calls for, and clean every article.
+
+    `ours` marks a file this tool wrote (a feed merged with): what was said about its
+    articles when they were read the first time is not said again.
+    """
     where = "<stdin>" if source == STDIN else source
     data = read_bytes(source, config, downloader)
     read = sniff_reader(data, where)(data, where, config)
     articles = tuple(clean(article, config) for article in read.articles)
-    for article in articles:
+    for article in articles if not ours else ():
         if not _has_content(article):
             log.warning(
                 "%s: %r has no text after cleaning; kept with its title only",
@@ -177,17 +183,26 @@ def markdown_to_folder(
 ) -> Outcome:
     """Write one `.md` per article into `out_dir`, pictures into `out_dir/assets`."""
     outcome = Outcome()
-    taken: set[str] = set()  # names given in this run; a rerun overwrites its own files
     with Downloader(config.download) as downloader:
-        for article in iter_articles(sources, config, outcome, downloader):
-            local = (
-                _download_pictures(article, out_dir, downloader, outcome)
-                if (download_images)
-                else {}
-            )
-            path = out_dir / markdown_file_name(article, taken)
-            write_output(path, render_markdown(article, local), outcome)
+        articles = iter_articles(sources, config, outcome, downloader)
+        pictures = downloader if download_images else None
+        for path, text in markdown_files(articles, out_dir, pictures, outcome):
+            write_output(path, text, outcome)
     return outcome
+
+
+def markdown_files(
+    articles: Iterable[Article], out_dir: Path, downloader: Downloader | None, outcome: Outcome
+) -> Iterator[tuple[Path, str]]:
+    """Each article's Markdown file and text; with a downloader, pictures go to assets/."""
+    taken: set[str] = set()  # names given in this run; a rerun overwrites its own files
+    for article in articles:
+        local = _download_pictures(article, out_dir, downloader, outcome) if downloader else {}
+        yield out_dir / markdown_file_name(article, taken), render_markdown(article, local)
+
+
+Writer = Callable[[Path, bytes | str, "Outcome"], bool]
+"""How outputs reach the disk: `write_output`, or a dry run's stand-in."""
 
 
 def write_output(path: Path, data: bytes | str, outcome: Outcome) -> bool:
@@ -280,6 +295,7 @@ def write_feed(
     outcome: Outcome,
     *,
     max_items: int = 0,
+    write: Writer | None = None,
 ) -> None:
     """Merge the articles of `reads` with the feed at `job.out_path` and write it."""
     fresh = [article for _source, read in reads for article in read.articles]
@@ -291,9 +307,8 @@ def write_feed(
         log.error("%s", error)
         outcome.failed.append(str(job.out_path))
         return
-    write_output(
-        job.out_path, feed_writer(job.format)(Feed(channel=channel, articles=articles)), outcome
-    )
+    data = feed_writer(job.format)(Feed(channel=channel, articles=articles))
+    (write or write_output)(job.out_path, data, outcome)
 
 
 def warn_if_stale(source: str, read: Read, config: Config, now: datetime) -> None:
@@ -329,7 +344,7 @@ def _existing_items(path: Path, config: Config) -> list[Article]:
     if not path.exists():
         return []
     try:
-        return read_articles(str(path), config)
+        return list(read_source(str(path), config, ours=True).articles)
     except ConvertError as error:
         log.warning("%s; not merged with it, it will be replaced", error)
         return []
@@ -421,6 +436,9 @@ class EpubJob:
     grayscale: bool | None = None
     """Gray pictures; the config's when None."""
 
+    pictures: bool = True
+    """Fetch and embed pictures; False leaves each as a link to the original."""
+
 
 def build_epub(job: EpubJob, config: Config, *, now: datetime | None = None) -> Outcome:
     """Collect the period's stories, fetch their pictures, and write the digest."""
@@ -465,7 +483,7 @@ def render_epub(
             return None
         period = job.period or covering(_local_day(a, zone) for a in dated)
         digest = _digest(dated, period, settings.name, settings.language)
-        pictures = _digest_pictures(digest, config, downloader, job)
+        pictures = _digest_pictures(digest, config, downloader, job) if job.pictures else {}
     font = Path(settings.font) if settings.font else find_cjk_font()
     vertical = settings.vertical if job.vertical is None else job.vertical
     data = write_epub(digest, pictures, EpubOptions(vertical=vertical, font_path=font))
