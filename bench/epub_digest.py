@@ -42,7 +42,7 @@ import time
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -69,9 +69,10 @@ NOW = datetime(2024, 5, 27, tzinfo=UTC)
 MB = 1_000_000
 KINDS = ("jpg", "webp", "png")  # png: with an alpha channel (becomes JPEG in the book)
 MISSING_EVERY = 37  # one picture slot in 37 answers 404
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # feedx stamps pudate in China time
 HOSTS = ("cn.nytimes.com", "www.bbc.com", "cn.wsj.com", "www.zaobao.com.sg")
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 
 
 # --- the synthetic week -------------------------------------------------------------------
@@ -231,6 +232,8 @@ def feedx_dump(number: int, base_url: str) -> str:
     """One feedx article dump: lead figure, about 10 KB of text, 2 or 3 inline pictures."""
     rng = random.Random(f"dump-{number}")
     day = 20 + number % 7
+    published = datetime(2024, 5, day, number % 24, number % 60, tzinfo=SHANGHAI)
+    captured_ms = int((published + timedelta(minutes=5 + number % 50)).timestamp() * 1000)
     host = HOSTS[number % len(HOSTS)]
     slots = picture_slots(number)
 
@@ -249,9 +252,9 @@ def feedx_dump(number: int, base_url: str) -> str:
     lead = slots[0]
     title = f"合成文章第{number}篇：{rng.choice(_PLACES)}{rng.choice(_TOPICS)}"
     return (
-        f"<!--{1716170821000 + number * 1000}-->\n[{title}](https://{host}/a/{number}/)\n"
+        f"<!--{captured_ms}-->\n[{title}](https://{host}/a/{number}/)\n"
         f"------\n\n<address>记者{rng.choice(_NAMES)}</address>"
-        f'<time pudate="2024-05-{day:02d} {number % 24:02d}:{number % 60:02d}:00">'
+        f'<time pudate="{published:%Y-%m-%d %H:%M:%S}">'
         f"2024年5月{day}日</time>"
         f'<figure><img src="{url(lead)}"><figcaption>图{number}：'
         f"{rng.choice(_PLACES)}的{rng.choice(_PEOPLE)}。<cite>摄影{rng.choice(_NAMES)}</cite>"
@@ -372,20 +375,35 @@ class Row:
         return out
 
 
+def time_tool() -> str | None:
+    """GNU time, installed with apt-get when missing and possible."""
+    found = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    if found is None and apt_install("time"):
+        found = shutil.which("time")
+    return found
+
+
 def measure(command: Sequence[str], cwd: Path | None = None) -> Sample:
-    """Wall time of `command` in a fresh process, and that process's own peak RSS."""
-    with tempfile.TemporaryFile() as output:
-        start = time.perf_counter()
-        process = subprocess.Popen(command, cwd=cwd, stdout=output, stderr=output)
-        # wait4 gives the rusage of this one child (RUSAGE_CHILDREN would be the max of all).
-        _pid, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
-            output.seek(0)
-            tail = output.read().decode("utf-8", "replace")[-3000:]
-            raise RuntimeError(f"{command[0]} exited {process.returncode}:\n{tail}")
-    return Sample(wall_s=wall, peak_mb=usage.ru_maxrss * 1024 / MB)  # ru_maxrss: KiB on Linux
+    """Wall time of `command` in a fresh process, and that process's own peak RSS.
+
+    The peak comes from GNU time (`%M`, its child's ru_maxrss): os.wait4 from this
+    process would count this (large) process's memory, which Linux carries into the
+    child's ru_maxrss across the vfork and exec of subprocess.
+    """
+    timer = time_tool()
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "time.txt"
+        wrapped = [timer, "-f", "%M", "-o", str(report), *command] if timer else list(command)
+        with (Path(folder) / "output.txt").open("w+b") as output:
+            start = time.perf_counter()
+            done = subprocess.run(wrapped, cwd=cwd, stdout=output, stderr=output, check=False)
+            wall = time.perf_counter() - start
+            if done.returncode != 0:
+                output.seek(0)
+                tail = output.read().decode("utf-8", "replace")[-3000:]
+                raise RuntimeError(f"{command[0]} exited {done.returncode}:\n{tail}")
+        peak_kib = int(report.read_text().split()[-1]) if timer else 0
+    return Sample(wall_s=wall, peak_mb=peak_kib * 1024 / MB)  # ru_maxrss: KiB on Linux
 
 
 def book_contents(path: Path) -> tuple[int, int]:
@@ -458,22 +476,26 @@ def standalone_html(article: Article, body: str) -> str:
     )
 
 
+def apt_install(package: str) -> bool:
+    """`apt-get install -y PACKAGE` (after `apt-get update` if needed), when root."""
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        return False
+    console.print(f"{package} not found: apt-get install -y {package} ...")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package]
+    for step in (install, ["apt-get", "update", "-qq"], install):
+        done = subprocess.run(step, env=env, capture_output=True, check=False, timeout=900)
+        if done.returncode == 0 and step is install:
+            return True
+    return False
+
+
 def ensure_pandoc() -> tuple[str | None, str]:
     """pandoc's path, installing it with apt-get when missing and possible; else a reason."""
     found = shutil.which("pandoc")
-    if found:
-        return found, ""
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        return None, "pandoc is not installed and apt-get cannot be used (not root)"
-    console.print("pandoc not found: apt-get install -y pandoc ...")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "pandoc"]
-    for step in (install, ["apt-get", "update", "-qq"], install):
-        done = subprocess.run(step, env=env, capture_output=True, check=False, timeout=900)
-        if done.returncode == 0 and step is install and shutil.which("pandoc"):
-            break
-    found = shutil.which("pandoc")
-    return (found, "") if found else (None, "pandoc missing and apt-get install pandoc failed")
+    if found is None and apt_install("pandoc"):
+        found = shutil.which("pandoc")
+    return (found, "") if found else (None, "skipped: pandoc missing, apt-get could not install it")
 
 
 def version_of(command: Sequence[str]) -> str:
@@ -504,22 +526,49 @@ def machine_info(pandoc: str | None) -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "feedx_convert": convert.__version__,
-        "ebooklib": getattr(ebooklib, "VERSION", ""),
+        "ebooklib": ".".join(map(str, getattr(ebooklib, "VERSION", ()))),
         "pillow": PIL.__version__,
         "pandoc": version_of([pandoc, "--version"]) if pandoc else "",
     }
 
 
 def profile_build(command: list[str], work: Path, top: int) -> str:
-    """cProfile of one warm build (main thread only: picture workers show as waits)."""
+    """cProfile of one warm build, top functions by cumulative time, imports left out.
+
+    cProfile sees the main thread only: the picture workers' decoding and encoding
+    shows as the time their caller (fetch_pictures, shrink_to_budget) waits.
+    """
     out = work / "profile.prof"
     entry = command.index("-q")
     profiled = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "convert", *command[entry:]]
+    start = time.perf_counter()
     subprocess.run(profiled, check=True, capture_output=True)
-    text = io.StringIO()
-    stats = pstats.Stats(str(out), stream=text)
-    stats.strip_dirs().sort_stats("cumulative").print_stats(top)
-    return text.getvalue()
+    wall = time.perf_counter() - start
+    stats: dict[tuple[str, int, str], tuple[Any, ...]] = pstats.Stats(str(out)).stats  # type: ignore[attr-defined]
+    imports = sum(
+        entry[3] for key, entry in stats.items() if key[2] == "<module>" and "cli.py" in key[0]
+    )
+    rows = sorted(
+        (
+            (entry[3], entry[2], entry[1], key)
+            for key, entry in stats.items()
+            if key[2] != "<module>"
+            and not key[0].startswith("<frozen")
+            and "importlib" not in key[0]
+            and key[2]
+            not in ("<built-in method builtins.exec>", "<built-in method builtins.__import__>")
+        ),
+        reverse=True,
+    )[:top]
+    lines = [
+        f"cProfile of one warm build: {wall:.2f} s wall under the profiler, "
+        f"{imports:.2f} s of it importing convert.cli",
+        f"{'cumtime':>8} {'tottime':>8} {'calls':>8}  function",
+    ]
+    for cumtime, tottime, calls, (file, line, function) in rows:
+        where = "/".join(Path(file).parts[-2:]) if file != "~" else ""
+        lines.append(f"{cumtime:8.2f} {tottime:8.2f} {calls:8d}  {where}:{line}({function})")
+    return "\n".join(lines)
 
 
 # --- output -------------------------------------------------------------------------------

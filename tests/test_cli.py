@@ -113,11 +113,14 @@ def test_inspect_prints_article_json() -> None:
     assert '"published": "2024-05-20T09:52:45+08:00"' in done.stdout
 
 
-def test_help_shows_examples() -> None:
-    for command in ("markdown", "inspect"):
-        done = run(command, "--help")
-        assert done.returncode == 0
-        assert "Example" in done.stdout
+@pytest.mark.parametrize(
+    "command",
+    [["markdown"], ["inspect"], ["feed"], ["ingest"], ["epub"], ["archive", "stats"], ["run"]],
+    ids=lambda c: " ".join(c),
+)
+def test_help_shows_examples(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*command, "--help"]) == 0
+    assert "Example" in capsys.readouterr().out
 
 
 def test_terminal_escapes_in_messages_are_not_echoed_raw(tmp_path: Path) -> None:
