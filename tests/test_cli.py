@@ -116,7 +116,7 @@ def test_inspect_prints_article_json() -> None:
 @pytest.mark.parametrize(
     "command",
     [["markdown"], ["inspect"], ["feed"], ["ingest"], ["epub"], ["archive", "stats"], ["run"]],
-    ids=lambda c: " ".join(c),
+    ids=" ".join,
 )
 def test_help_shows_examples(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*command, "--help"]) == 0
