@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint golden clean fonts
+.PHONY: run test lint golden clean fonts bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,8 @@ run: $(STAMP) fonts
 	$(BIN)/feedx-convert run --archive out/archive.sqlite
 
 lint: $(STAMP)
-	$(BIN)/ruff check convert tests
-	$(BIN)/ruff format --check convert tests
+	$(BIN)/ruff check convert tests bench
+	$(BIN)/ruff format --check convert tests bench
 	$(BIN)/mypy --strict convert
 
 test: lint fonts
@@ -37,6 +37,10 @@ test: lint fonts
 # Regenerate the golden files in tests/golden/ from examples/ (review the diff!).
 golden: $(STAMP)
 	$(BIN)/python tests/regenerate_golden.py
+
+# Benchmarks (not part of `make test`; see bench/README.md). The digest one takes minutes.
+bench: $(STAMP)
+	$(BIN)/python bench/epub_digest.py --articles 500 --runs 5
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache
