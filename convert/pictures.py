@@ -162,9 +162,16 @@ def fetch_pictures(
 
 
 def shrink_to_budget(
-    pictures: dict[str, Picture], budget_bytes: int, options: PictureOptions
+    pictures: dict[str, Picture],
+    budget_bytes: int,
+    options: PictureOptions,
+    cache_dir: Path | None = None,
 ) -> dict[str, Picture]:
-    """Recompress (lower JPEG quality, then smaller sizes) until the pictures fit the budget."""
+    """Recompress (lower JPEG quality, then smaller sizes) until the pictures fit the budget.
+
+    With `cache_dir` (the one given to `fetch_pictures`), each re-encoding is kept,
+    so that a rebuild of the same book re-encodes nothing.
+    """
     # A book holds each file once, however many URLs share it.
     files = {p.name: p for p in pictures.values()}
     before = _total(files.values())
@@ -175,10 +182,12 @@ def shrink_to_budget(
     steps += [(floor, scale) for scale in _SHRINK_SCALES]
     best: dict[str, Picture] = files
     best_step = (options.jpeg_quality, 1.0)
+    cache = _Cache(cache_dir, options) if cache_dir is not None else None
     with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="shrink") as pool:
         for quality, scale in steps:
             smaller = pool.map(
-                functools.partial(_reencode, quality=quality, scale=scale), files.values()
+                functools.partial(_reencode_cached, quality=quality, scale=scale, cache=cache),
+                files.values(),
             )
             attempt = dict(zip(files, smaller, strict=True))
             if _total(attempt.values()) < _total(best.values()):
@@ -452,6 +461,19 @@ def _name(data: bytes, media_type: str) -> str:
 
 def _total(pictures: Iterable[Picture]) -> int:
     return sum(len(p.data) for p in pictures)
+
+
+def _reencode_cached(picture: Picture, quality: int, scale: float, cache: _Cache | None) -> Picture:
+    """`_reencode`, remembered in the cache by the picture's bytes, quality and scale."""
+    if cache is None:
+        return _reencode(picture, quality, scale)
+    key = f"{hashlib.sha256(picture.data).hexdigest()}:shrunk:{quality}:{scale}"
+    known = cache.prepared(key)
+    if known is not None:
+        return known.picture(picture.url)
+    smaller = _reencode(picture, quality, scale)
+    cache.store(key, _Prepared(smaller.media_type, smaller.data, smaller.width, smaller.height))
+    return smaller
 
 
 def _reencode(picture: Picture, quality: int, scale: float) -> Picture:

@@ -557,5 +557,5 @@ def _digest_pictures(
     # Text, styles and the cover are small beside the pictures; keep 2 MB for them.
     room = int(settings.budget_mb * 1_000_000) - 2_000_000
     if sum(len(p.data) for p in pictures.values()) > room:
-        pictures = shrink_to_budget(pictures, room, options)
+        pictures = shrink_to_budget(pictures, room, options, cache / "pictures")
     return pictures
