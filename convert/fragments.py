@@ -5,6 +5,8 @@ from __future__ import annotations
 import lxml.html
 from lxml.html import HtmlElement
 
+from convert.text import remove_invalid_xml
+
 # huge_tree lifts libxml2's silent limits (deep nesting, 10 MB text nodes); the input
 # size is capped before parsing instead. Comments and processing instructions are
 # never content. The HTML parser resolves no external entities and fetches nothing.
@@ -14,7 +16,12 @@ _PARSER = lxml.html.HTMLParser(
 
 
 def parse_fragment(html: str) -> HtmlElement:
-    """The fragment's nodes inside one `<div>` container (empty input gives an empty div)."""
+    """The fragment's nodes inside one `<div>` container (empty input gives an empty div).
+
+    Characters XML cannot carry (controls, `&#0;`, `&#xD800;`) are dropped first: lxml
+    refuses them, and no output format could hold them.
+    """
+    html = remove_invalid_xml(html)
     if not html.strip():
         return lxml.html.fragment_fromstring("<div></div>", parser=_PARSER)
     return lxml.html.fragment_fromstring(html, create_parent="div", parser=_PARSER)

@@ -30,6 +30,21 @@ def remove_invalid_xml_chars(text: str) -> str:
     return _XML_INVALID.sub("", text)
 
 
+_CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
+
+
+def _keep_valid_reference(match: re.Match[str]) -> str:
+    hexa, decimal = match.groups()
+    code = int(hexa, 16) if hexa else int(decimal)
+    valid = code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0x10FFFF
+    return match.group() if valid and code not in (0xFFFE, 0xFFFF) else ""
+
+
+def remove_invalid_xml(html: str) -> str:
+    """HTML without characters XML cannot carry, written plainly or as `&#...;` references."""
+    return _CHAR_REF.sub(_keep_valid_reference, remove_invalid_xml_chars(html))
+
+
 def plain_text(text: str) -> str:
     """One line of clean text: XML-safe, white space collapsed, CJK spacing tidied."""
     return tidy_cjk_spacing(_SPACE_RUN.sub(" ", remove_invalid_xml_chars(text))).strip()

@@ -9,7 +9,7 @@ import nh3
 
 from convert.config import Rules
 from convert.model import Article, Image, Link
-from convert.text import plain_text, remove_invalid_xml_chars
+from convert.text import plain_text, remove_invalid_xml
 from convert.urls import drop_tracking, is_web_url
 
 # Structure and emphasis that articles use; everything else is unwrapped to its text.
@@ -55,7 +55,7 @@ def sanitize_body(article: Article, rules: Rules) -> Article:
         return drop_tracking(value, tracking)
 
     body = nh3.clean(
-        remove_invalid_xml_chars(article.body),
+        remove_invalid_xml(article.body),
         tags=set(ALLOWED_TAGS),
         clean_content_tags=set(DROPPED_WITH_CONTENT),
         attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
