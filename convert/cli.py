@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date
@@ -46,9 +47,14 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
+def _on_terminal() -> bool:
+    """Progress bars only for a person: on a terminal, never in a pipe or a log."""
+    return sys.stderr.isatty()
+
+
 def _progress(items: Sequence[str], label: str) -> Iterable[str]:
     """`items`, with a progress bar on a terminal; plain in a pipe or for one item."""
-    if len(items) < 2 or not sys.stderr.isatty():
+    if len(items) < 2 or not _on_terminal():
         return items
     return track(items, description=label, console=Console(stderr=True), transient=True)
 
@@ -107,9 +113,20 @@ def cli(ctx: click.Context, config_path: Path | None, quiet: bool, verbose: bool
     is_flag=True,
     help="Save pictures in OUTPUT/assets and link them relatively.",
 )
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes (default: one per core).",
+)
 @click.pass_context
 def markdown(
-    ctx: click.Context, inputs: tuple[str, ...], out_dir: Path | None, download_images: bool
+    ctx: click.Context,
+    inputs: tuple[str, ...],
+    out_dir: Path | None,
+    download_images: bool,
+    jobs: int | None,
 ) -> int:
     """Convert articles to Markdown with YAML front matter (`-` reads standard input).
 
@@ -126,8 +143,14 @@ def markdown(
             raise click.UsageError("--download-images needs -o/--output DIR")
         outcome = pipeline.markdown_to_stdout(inputs[0], config)
     else:
+        tick = _phase("Converting", len(inputs)) if len(inputs) > 1 and _on_terminal() else None
         outcome = pipeline.markdown_to_folder(
-            _progress(inputs, "Converting"), out_dir, config, download_images=download_images
+            inputs,
+            out_dir,
+            config,
+            download_images=download_images,
+            jobs=jobs or os.cpu_count() or 1,
+            tick=tick,
         )
         logging.getLogger("convert").info("wrote %d files into %s", len(outcome.written), out_dir)
     return EXIT_INPUT_FAILED if outcome.failed else EXIT_OK
@@ -361,7 +384,7 @@ def run(
     config = _config(ctx)
     options = RunOptions(archive=archive, dry_run=dry_run, jobs=jobs or 0)
     try:
-        report = run_job(config, options, progress=_phase if sys.stderr.isatty() else None)
+        report = run_job(config, options, progress=_phase if _on_terminal() else None)
     except ConvertError as error:
         click.echo(f"error: {printable(str(error))}", err=True)
         return EXIT_INPUT_FAILED

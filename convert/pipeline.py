@@ -8,9 +8,11 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path, PurePath
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import PIL.Image
@@ -180,15 +182,63 @@ def markdown_to_folder(
     config: Config,
     *,
     download_images: bool = False,
+    jobs: int = 1,
+    tick: Callable[[], None] | None = None,
 ) -> Outcome:
-    """Write one `.md` per article into `out_dir`, pictures into `out_dir/assets`."""
+    """Write one `.md` per article into `out_dir`, pictures into `out_dir/assets`.
+
+    With `jobs` above 1 and no pictures to download, reading, cleaning and rendering
+    are spread over that many processes; names and writes stay in this one, in order.
+    `tick` is called once per input done (a progress bar).
+    """
     outcome = Outcome()
+    inputs = list(sources)
+    if jobs > 1 and not download_images and len(inputs) >= POOL_THRESHOLD:
+        taken: set[str] = set()
+        for rendered, failed in parallel_map(_render_markdown, inputs, config, jobs):
+            outcome.failed.extend(failed)
+            for article, text in rendered:
+                write_output(out_dir / markdown_file_name(article, taken), text, outcome)
+            if tick:
+                tick()
+        return outcome
     with Downloader(config.download) as downloader:
-        articles = iter_articles(sources, config, outcome, downloader)
+        articles = iter_articles(_ticking(inputs, tick), config, outcome, downloader)
         pictures = downloader if download_images else None
         for path, text in markdown_files(articles, out_dir, pictures, outcome):
             write_output(path, text, outcome)
     return outcome
+
+
+# Below this many inputs, starting worker processes costs more than it saves.
+POOL_THRESHOLD = 8
+
+
+def _ticking(items: list[str], tick: Callable[[], None] | None) -> Iterator[str]:
+    for item in items:
+        yield item
+        if tick:
+            tick()
+
+
+_T = TypeVar("_T")
+
+
+def parallel_map(
+    task: Callable[[str, Config], _T], inputs: list[str], config: Config, jobs: int
+) -> Iterator[_T]:
+    """`task(input, config)` for every input over `jobs` processes, results in input order."""
+    chunk = max(1, len(inputs) // (jobs * 8))  # big enough to amortize, small enough to balance
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        yield from pool.map(task, inputs, [config] * len(inputs), chunksize=chunk)
+
+
+def _render_markdown(source: str, config: Config) -> tuple[list[tuple[Article, str]], list[str]]:
+    """One input's articles with their Markdown (in a worker process), and what failed."""
+    outcome = Outcome()
+    with Downloader(config.download) as downloader:
+        articles = list(iter_articles([source], config, outcome, downloader))
+    return [(article, render_markdown(article)) for article in articles], outcome.failed
 
 
 def markdown_files(

@@ -172,3 +172,14 @@ def test_markdown_of_a_feed_needs_a_folder(tmp_path: Path) -> None:
     done = run("-q", "markdown", feed, "-o", str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert len(list(tmp_path.glob("*.md"))) == 12
+
+
+def test_parallel_markdown_matches_serial(tmp_path: Path) -> None:
+    inputs = [str(p) for p in sorted((ROOT / "examples").glob("*.txt"))]
+    inputs += [str(ROOT / "examples" / "feedx-nytimes.xml")]
+    assert main(["-q", "markdown", *inputs, "-o", str(tmp_path / "one"), "--jobs", "1"]) == 0
+    assert main(["-q", "markdown", *inputs, "-o", str(tmp_path / "two"), "--jobs", "2"]) == 0
+    one = {p.name: p.read_bytes() for p in (tmp_path / "one").iterdir()}
+    two = {p.name: p.read_bytes() for p in (tmp_path / "two").iterdir()}
+    assert one == two
+    assert len(one) == 19
