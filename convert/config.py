@@ -194,6 +194,9 @@ class Download:
     backoff: float
     """Seconds before the first retry; each later retry waits twice as long."""
 
+    deadline: float = field(default=60.0, metadata=_check(_positive))
+    """Seconds one download may take in all: redirects, retries and a slow body included."""
+
     cache_dir: str
     """Folder of the conditional-GET cache for feeds; empty: the user's cache folder."""
 

@@ -4,6 +4,11 @@ Every address a name resolves to is checked at connect time, in the network
 backend itself, so that neither a redirect nor a DNS answer that changes between
 check and connect (rebinding) can reach loopback, private, link-local, CGNAT or
 cloud-metadata addresses, unless the config allows private addresses.
+
+Each download is bounded three ways: a timeout per connect and per read, a size cap
+on the body (counted both as received and as decoded, so a gzip bomb stops at the
+cap without ever being inflated past it), and a deadline on the whole download
+(redirects, retries and a body that drips in a byte at a time all count).
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ import json
 import logging
 import os
 import socket
+import ssl
 import time
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
@@ -33,7 +41,12 @@ from convert.fsutil import write_atomic
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"feedx-convert/{__version__} (+https://pypi.org/project/feedx-convert/)"
-_CHUNK = 64 * 1024
+
+# The only content codings asked for, and so the only ones decoded (by `_Inflater`).
+_ACCEPT_ENCODING = "gzip, deflate"
+
+# When the download running in this thread must be over (time.monotonic()), if any.
+_DEADLINE: ContextVar[float | None] = ContextVar("download_deadline", default=None)
 
 
 class RefusedAddress(Exception):
@@ -70,14 +83,106 @@ class Fetched:
     """The content is the cached copy, confirmed unchanged by the server."""
 
 
+# Not public, whatever this Python's `is_global` says (its tables changed in 3.11.10,
+# 3.12.4 and 3.13; some of these it calls global): IANA's special-purpose registries
+# plus deprecated ranges that a router may still deliver inside a network.
+_NOT_PUBLIC = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "0.0.0.0/8",  # "this network"; 0.0.0.0 itself reaches the local host
+        "10.0.0.0/8",
+        "100.64.0.0/10",  # carrier-grade NAT
+        "127.0.0.0/8",
+        "169.254.0.0/16",  # link-local, cloud metadata (169.254.169.254)
+        "172.16.0.0/12",
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.0.2.0/24",  # documentation
+        "192.88.99.0/24",  # 6to4 relay anycast (deprecated)
+        "192.168.0.0/16",
+        "198.18.0.0/15",  # benchmarking
+        "198.51.100.0/24",  # documentation
+        "203.0.113.0/24",  # documentation
+        "224.0.0.0/4",  # multicast
+        "240.0.0.0/4",  # reserved, broadcast
+        "::/96",  # unspecified, loopback, IPv4-compatible (deprecated: ::127.0.0.1)
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+        "64:ff9b:1::/48",  # local-use IPv4/IPv6 translation
+        "100::/64",  # discard-only
+        "2001::/23",  # IETF protocol assignments (Teredo is judged by its client)
+        "2001:db8::/32",  # documentation
+        "3fff::/20",  # documentation
+        "5f00::/16",  # SRv6 segment identifiers
+        "fc00::/7",  # unique local (fd00::/8)
+        "fe80::/10",  # link-local
+        "fec0::/10",  # site-local (deprecated, still routed in some networks)
+        "ff00::/8",  # multicast
+    )
+)
+
+# The well-known NAT64 prefix: a translator on the path connects to the IPv4 address
+# in the last 32 bits, so 64:ff9b::a9fe:a9fe is 169.254.169.254.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
 def address_is_public(address: str) -> bool:
-    """True for an address on the public internet (IPv4-mapped IPv6 judged as IPv4)."""
+    """True for an address on the public internet.
+
+    An IPv6 address that carries an IPv4 address a translator or tunnel would reach
+    (IPv4-mapped, NAT64, 6to4, Teredo) is judged by that IPv4 address.
+    """
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address):
         embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
         if embedded is not None:
             ip = embedded
+    if any(ip in network for network in _NOT_PUBLIC):
+        return False
     return ip.is_global and not ip.is_multicast
+
+
+def _remaining(timeout: float | None, late: type[Exception]) -> float | None:
+    """`timeout`, shortened to what is left of this download's deadline.
+
+    Raises `late` (an httpcore timeout) once the deadline has passed, so that no
+    read, write or connect can outlast the download it belongs to.
+    """
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise late("the download's deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _BoundedStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the current download's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _remaining(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _remaining(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _remaining(timeout, httpcore.ConnectTimeout)
+        return _BoundedStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
 
 
 class _GuardedBackend(httpcore.NetworkBackend):
@@ -102,6 +207,7 @@ class _GuardedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
+        _remaining(timeout, httpcore.ConnectTimeout)  # no lookup once the time is up
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as error:
@@ -114,13 +220,23 @@ class _GuardedBackend(httpcore.NetworkBackend):
                 f"{host} is {', '.join(addresses)}, not a public address "
                 "(see download.allow_private and allow_networks)"
             )
-        return self._inner.connect_tcp(
-            allowed[0],
-            port,
-            timeout=timeout,
-            local_address=local_address,
-            socket_options=socket_options,
-        )
+        # The checked address itself, never the name: a second lookup could differ.
+        # Each allowed address in the resolver's order, as a browser would.
+        for number, address in enumerate(allowed, start=1):
+            try:
+                stream = self._inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=_remaining(timeout, httpcore.ConnectTimeout),
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout):
+                if number == len(allowed):
+                    raise
+                continue
+            return _BoundedStream(stream)
+        raise AssertionError("unreachable: `allowed` is not empty")  # pragma: no cover
 
     def connect_unix_socket(
         self,
@@ -154,7 +270,7 @@ class Downloader:
             transport=_GuardedTransport(limits.allow_private, limits.allow_networks),
             timeout=httpx.Timeout(limits.timeout),
             follow_redirects=False,  # followed by hand so that each hop is checked
-            headers={"User-Agent": USER_AGENT},
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": _ACCEPT_ENCODING},
             trust_env=False,  # a proxy from the environment would bypass the guard
         )
         cache_root = Path(limits.cache_dir) if limits.cache_dir else user_cache_dir()
@@ -180,18 +296,17 @@ class Downloader:
 
         5xx answers, timeouts and failed connections are retried with backoff. With
         `cache`, the last copy is revalidated (ETag, Last-Modified) and reused on 304.
+        All of it, retries included, ends within `deadline` seconds.
         """
         limit = max_bytes or self.limits.max_bytes
         cached = self._cache.lookup(url) if cache else None
         headers = cached.validators() if cached else {}
-        for attempt in range(self.limits.retries + 1):
-            try:
-                fetched = self._follow(url, headers, limit)
-                break
-            except _Transient as error:
-                if attempt == self.limits.retries:
-                    raise ConvertError(url, error.reason) from None
-                time.sleep(self.limits.backoff * 2**attempt)
+        deadline = time.monotonic() + self.limits.deadline
+        token = _DEADLINE.set(deadline)
+        try:
+            fetched = self._attempts(url, headers, limit, deadline)
+        finally:
+            _DEADLINE.reset(token)
         if fetched.not_modified:
             if cached is None:
                 raise ConvertError(url, "HTTP 304 without a cached copy")
@@ -200,7 +315,26 @@ class Downloader:
             self._cache.store(url, fetched)
         return fetched
 
-    def _follow(self, url: str, headers: dict[str, str], limit: int) -> Fetched:
+    def _attempts(self, url: str, headers: dict[str, str], limit: int, deadline: float) -> Fetched:
+        """The first attempt and the retries, with backoff, all before `deadline`."""
+        for attempt in range(self.limits.retries + 1):
+            try:
+                return self._follow(url, headers, limit, deadline)
+            except _Transient as error:
+                if time.monotonic() >= deadline:
+                    raise ConvertError(url, self._late()) from None
+                if attempt == self.limits.retries:
+                    raise ConvertError(url, error.reason) from None
+                pause = self.limits.backoff * 2**attempt
+                if time.monotonic() + pause >= deadline:
+                    raise ConvertError(url, f"{error.reason}; {self._late()}") from None
+                time.sleep(pause)
+        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+    def _late(self) -> str:
+        return f"not done within the {self.limits.deadline:g}-second deadline (download.deadline)"
+
+    def _follow(self, url: str, headers: dict[str, str], limit: int, deadline: float) -> Fetched:
         """One attempt: the request and its redirects, each hop checked."""
         current = url
         for _hop in range(self.limits.max_redirects + 1):
@@ -227,7 +361,7 @@ class Downloader:
                         raise _Transient(f"HTTP {response.status_code}")
                     if response.status_code != 200:
                         raise ConvertError(url, f"HTTP {response.status_code}")
-                    content = self._read_capped(response, url, limit)
+                    content = self._read_capped(response, url, limit, deadline)
                     kind = response.headers.get("content-type", "").split(";")[0].strip()
                     return Fetched(
                         url=current,
@@ -243,6 +377,8 @@ class Downloader:
             except httpx.InvalidURL as error:  # not an HTTPError: would escape uncaught
                 raise ConvertError(url, f"bad address {current!r}: {error}") from None
             except httpx.TimeoutException:
+                if time.monotonic() >= deadline:
+                    raise ConvertError(url, self._late()) from None
                 raise _Transient(f"timed out after {self.limits.timeout:g} s") from None
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as error:
                 raise _Transient(f"download failed: {error}") from None
@@ -250,18 +386,89 @@ class Downloader:
                 raise ConvertError(url, f"download failed: {error}") from None
         raise ConvertError(url, f"more than {self.limits.max_redirects} redirects")
 
-    def _read_capped(self, response: httpx.Response, url: str, limit: int) -> bytes:
+    def _read_capped(
+        self, response: httpx.Response, url: str, limit: int, deadline: float
+    ) -> bytes:
+        """The body, decoded here (not by httpx) so that the cap bounds the decoded size too."""
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise ConvertError(url, f"larger than the {limit}-byte limit ({declared} bytes)")
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_bytes(_CHUNK):
-            size += len(chunk)
-            if size > limit:
+        inflater = _Inflater.for_coding(response.headers.get("content-encoding", ""), url)
+        body = bytearray()
+        received = 0
+        for raw in response.iter_raw():
+            received += len(raw)
+            if received > limit:  # compressed data that never ends, or barely inflates
                 raise ConvertError(url, f"larger than the {limit}-byte limit")
-            chunks.append(chunk)
-        return b"".join(chunks)
+            if time.monotonic() >= deadline:
+                raise ConvertError(url, self._late())
+            pieces = inflater.inflate(raw, limit - len(body)) if inflater else iter((raw,))
+            for piece in pieces:
+                body += piece
+                if len(body) > limit:
+                    raise ConvertError(url, f"larger than the {limit}-byte limit")
+        if inflater:
+            body += inflater.finish()
+            if len(body) > limit:
+                raise ConvertError(url, f"larger than the {limit}-byte limit")
+        return bytes(body)
+
+
+class _Inflater:
+    """Undoes a gzip or deflate Content-Encoding, never producing more than it is asked for.
+
+    httpx inflates each network read in full, so 64 KB of a gzip bomb becomes 64 MB in
+    memory before any cap is checked, and a stacked coding (`gzip, gzip`) becomes
+    gigabytes. Here each call yields at most `room + 1` bytes, so the size cap stops
+    a bomb after at most one chunk past the cap.
+    """
+
+    def __init__(self, coding: str, url: str) -> None:
+        self._coding = coding
+        self._url = url
+        self._started = False
+        # gzip: a gzip header only; deflate: a zlib stream, or (as some servers send)
+        # a raw deflate stream, tried when the first bytes are not a zlib header.
+        self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16 if coding == "gzip" else 15)
+
+    @classmethod
+    def for_coding(cls, header: str, url: str) -> _Inflater | None:
+        """The inflater for a Content-Encoding header, None for none; unknown codings fail."""
+        codings = [c.strip().lower() for c in header.split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if not codings:
+            return None
+        if len(codings) == 1 and codings[0] in ("gzip", "x-gzip", "deflate"):
+            return cls("deflate" if codings[0] == "deflate" else "gzip", url)
+        # Only gzip and deflate are asked for; a stacked coding is a bomb's trick.
+        raise ConvertError(url, f"unsupported Content-Encoding {header.strip()[:60]!r}")
+
+    def inflate(self, data: bytes, room: int) -> Iterator[bytes]:
+        """The decoded bytes of `data`, in pieces; stops once more than `room` came out."""
+        produced = 0
+        pending = data
+        while pending and produced <= room:
+            try:
+                piece = self._inflate.decompress(pending, room - produced + 1)
+            except zlib.error as error:
+                if self._coding == "deflate" and not self._started:
+                    self._started = True
+                    self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+                    continue  # the same bytes, as raw deflate
+                raise ConvertError(self._url, f"bad {self._coding} data: {error}") from None
+            self._started = True
+            pending = self._inflate.unconsumed_tail
+            produced += len(piece)
+            yield piece
+            if self._inflate.eof:
+                return  # anything after the end of the stream is ignored, as httpx does
+
+    def finish(self) -> bytes:
+        """What the inflater still holds once every byte has been received."""
+        try:
+            return self._inflate.flush()
+        except zlib.error as error:
+            raise ConvertError(self._url, f"bad {self._coding} data: {error}") from None
 
 
 class _Transient(Exception):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from convert.config import Config, load_config
 from convert.model import Article
 from convert.urls import canonical_url, host_of, stable_id
+
+
+@pytest.fixture(autouse=True)
+def _restore_convert_logger() -> Iterator[None]:
+    """`main()` sets up the "convert" logger for a terminal; later tests need it as it was."""
+    logger = logging.getLogger("convert")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 @pytest.fixture(scope="session")
