@@ -39,6 +39,9 @@ VOLATILE_FIELDS = frozenset({"captured"})
 # Seconds a writer waits for another process's write transaction before giving up.
 BUSY_TIMEOUT = 30.0
 
+# Free bytes below which an I/O error of SQLite is taken for a full disk.
+_FULL_BELOW = 1 << 20
+
 # Keys per `IN (...)` lookup: well under SQLite's limit on bound variables.
 _LOOKUP_CHUNK = 500
 
@@ -348,8 +351,13 @@ class Archive:
             raise self._error(error) from None
 
     def _error(self, error: sqlite3.Error) -> ConvertError:
-        if getattr(error, "sqlite_errorname", "") in {"SQLITE_NOTADB", "SQLITE_CORRUPT"}:
+        name = getattr(error, "sqlite_errorname", "")
+        if name in {"SQLITE_NOTADB", "SQLITE_CORRUPT"}:
             return ConvertError(str(self.path), f"not an archive: {error}")
+        # A full disk is SQLITE_FULL when a page does not fit, but a plain "disk I/O
+        # error" when the shared-memory file cannot grow: the free space tells.
+        if name == "SQLITE_FULL" or (name.startswith("SQLITE_IOERR") and _disk_full(self.path)):
+            return ConvertError(str(self.path), "disk full")
         return ConvertError(str(self.path), f"cannot use archive: {error}")
 
     def _row(self, article: Article) -> _Row:
@@ -370,6 +378,15 @@ class Archive:
             content_hash=digest,
             json=_dumps(data),
         )
+
+
+def _disk_full(path: Path) -> bool:
+    """Less than _FULL_BELOW bytes left for `path` (SQLite grows its files by pages)."""
+    try:
+        folder = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return folder.f_bavail * folder.f_frsize < _FULL_BELOW
 
 
 def _stored(conn: sqlite3.Connection, keys: set[str]) -> dict[str, _Stored]:

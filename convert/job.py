@@ -103,10 +103,18 @@ class JobReport:
     outputs: list[OutputReport] = field(default_factory=list)
     """One row per output."""
 
+    archive_failed: bool = False
+    """The archive could not take this run's articles (a full disk, say); the
+    outputs were still written from what was read."""
+
     @property
     def failed(self) -> bool:
-        """Some input or output failed."""
-        return any(s.failed for s in self.sources) or any(o.failed for o in self.outputs)
+        """Some input, the archive, or some output failed."""
+        return (
+            self.archive_failed
+            or any(s.failed for s in self.sources)
+            or any(o.failed for o in self.outputs)
+        )
 
     @property
     def changed(self) -> bool:
@@ -136,7 +144,7 @@ def run_job(config: Config, options: RunOptions, progress: Progress | None = Non
     now = options.now or datetime.now(UTC)
     report = JobReport()
     path = archive_path(config, options.archive)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # The lock makes the archive's folder, or says in one line why it cannot.
     with exclusive_lock(path.with_name(path.name + ".lock")):
         sources = [s for s in config.sources if s.enabled]
         if not sources:
@@ -145,15 +153,14 @@ def run_job(config: Config, options: RunOptions, progress: Progress | None = Non
         articles = sum(len(r.articles) for _row, source_reads in reads for r in source_reads)
         log.info("read %d articles from %d sources", articles, len(sources))
         with _working_archive(path, options.dry_run) as working:
-            with open_archive(working, config) as archive:
-                for row, source_reads in reads:
-                    counts = archive.ingest((a for r in source_reads for a in r.articles), now=now)
-                    row.new, row.updated, row.unchanged = (
-                        counts.new,
-                        counts.updated,
-                        counts.unchanged,
-                    )
-            log.info("archive %s%s updated", path, " (a copy, for the dry run)" * options.dry_run)
+            try:
+                _ingest(working, reads, config, now)
+            except ConvertError as error:  # a full disk, say: the outputs are still due
+                log.error("%s", error)
+                report.archive_failed = True
+            else:
+                copy = " (a copy, for the dry run)" * options.dry_run
+                log.info("archive %s%s updated", path, copy)
             fresh = [(row.name, r) for row, source_reads in reads for r in source_reads]
             write: Writer = would_write if options.dry_run else write_output
             for output in config.outputs:
@@ -164,6 +171,16 @@ def run_job(config: Config, options: RunOptions, progress: Progress | None = Non
                 elif output.epub is not None:
                     report.outputs.append(_epub(output.epub, working, config, write, now))
     return report
+
+
+def _ingest(
+    archive_file: Path, reads: list[tuple[SourceReport, list[Read]]], config: Config, now: datetime
+) -> None:
+    """Store each source's articles, one transaction per source, counting in its row."""
+    with open_archive(archive_file, config) as archive:
+        for row, source_reads in reads:
+            counts = archive.ingest((a for r in source_reads for a in r.articles), now=now)
+            row.new, row.updated, row.unchanged = counts.new, counts.updated, counts.unchanged
 
 
 def expand_source(source: Source) -> list[str]:
@@ -323,22 +340,28 @@ def _markdown(
 def _epub(
     target: EpubTarget, archive: Path, config: Config, write: Writer, now: datetime
 ) -> OutputReport:
-    period = _period(target, archive, config, now)
-    out = Path(target.path.replace("{period}", period.label.replace(" – ", "_")))
+    out = Path(target.path)
     outcome, sizes = Outcome(), dict[Path, int]()
     if target.budget_mb:
         config = dataclasses.replace(
             config, epub=dataclasses.replace(config.epub, budget_mb=target.budget_mb)
         )
-    job = EpubJob(
-        out_path=out,
-        period=period,
-        archive=archive,
-        vertical=target.vertical,
-        grayscale=target.grayscale,
-        pictures=target.pictures,
-    )
-    rendered = render_epub(job, config, outcome, now=now)
+    try:
+        period = _period(target, archive, config, now)
+        out = Path(target.path.replace("{period}", period.label.replace(" – ", "_")))
+        job = EpubJob(
+            out_path=out,
+            period=period,
+            archive=archive,
+            vertical=target.vertical,
+            grayscale=target.grayscale,
+            pictures=target.pictures,
+        )
+        rendered = render_epub(job, config, outcome, now=now)
+    except ConvertError as error:  # the archive it reads is unusable (a full disk, say)
+        log.error("%s: not written: %s", out, error)
+        outcome.failed.append(str(out))
+        rendered = None
     if rendered is not None:
         _sizes(write, sizes)(out, rendered[0], outcome)
     return _finish(OutputReport(kind="epub", path=out), outcome, sizes)

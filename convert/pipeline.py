@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import io
 import logging
@@ -27,6 +28,7 @@ from convert.model import Article, Channel, Digest, Feed
 from convert.period import Period, covering, iso_week
 from convert.pictures import Picture, PictureOptions, fetch_pictures, shrink_to_budget
 from convert.readers import Read, sniff_reader
+from convert.text import printable
 from convert.transforms import clean
 from convert.urls import host_of, is_web_url, stable_id, story_key
 from convert.writers import feed_writer
@@ -82,8 +84,15 @@ def read_bytes(source: str, config: Config, downloader: Downloader | None = None
             raise ConvertError(source, f"cannot read: {error.strerror}") from None
         if len(data) > limit:
             raise ConvertError(source, f"larger than max_input_bytes ({limit} bytes)")
-    if not data.strip():
+    if not _without_bom(data).replace(b"\x00", b"").strip():  # UTF-16 white space has NULs
         raise ConvertError(source, "empty file")
+    return data
+
+
+def _without_bom(data: bytes) -> bytes:
+    for bom in (codecs.BOM_UTF8, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16):
+        if data.startswith(bom):
+            return data[len(bom) :]
     return data
 
 
@@ -172,7 +181,9 @@ def markdown_to_stdout(source: str, config: Config) -> Outcome:
         )
         outcome.failed.append(source)
     elif articles:
-        sys.stdout.write(render_markdown(articles[0]))
+        text = render_markdown(articles[0])
+        # On a terminal, what the article brings must not act on it (bidi overrides).
+        sys.stdout.write(printable(text, keep_lines=True) if sys.stdout.isatty() else text)
     return outcome
 
 
@@ -195,15 +206,20 @@ def markdown_to_folder(
     inputs = list(sources)
     if jobs > 1 and not download_images and len(inputs) >= POOL_THRESHOLD:
         taken: set[str] = set()
+        written: dict[str, Article] = {}
         for rendered, failed in parallel_map(_render_markdown, inputs, config, jobs):
             outcome.failed.extend(failed)
             for article, text in rendered:
+                if _is_copy(article, written, config):
+                    continue
                 write_output(out_dir / markdown_file_name(article, taken), text, outcome)
             if tick:
                 tick()
         return outcome
     with Downloader(config.download) as downloader:
-        articles = iter_articles(_ticking(inputs, tick), config, outcome, downloader)
+        read = iter_articles(_ticking(inputs, tick), config, outcome, downloader)
+        seen: dict[str, Article] = {}
+        articles = (article for article in read if not _is_copy(article, seen, config))
         pictures = downloader if download_images else None
         for path, text in markdown_files(articles, out_dir, pictures, outcome):
             write_output(path, text, outcome)
@@ -239,6 +255,29 @@ def _render_markdown(source: str, config: Config) -> tuple[list[tuple[Article, s
     with Downloader(config.download) as downloader:
         articles = list(iter_articles([source], config, outcome, downloader))
     return [(article, render_markdown(article)) for article in articles], outcome.failed
+
+
+def copy_key(article: Article, config: Config) -> str:
+    """What two copies of one article share: the canonical URL without its scheme (http
+    and https copies are one), every feedx mirror counting as one host."""
+    key = article.canonical_url or article.id
+    host = host_of(key)
+    if not host:
+        return key
+    rest = key.split(host, 1)[1]
+    if any(host == h or host.endswith(f".{h}") for h in config.promo.hosts):
+        return f"feedx{rest}"
+    return f"{host}{rest}"
+
+
+def _is_copy(article: Article, seen: dict[str, Article], config: Config) -> bool:
+    """True, with a warning, when an article with the same key was seen before."""
+    key = copy_key(article, config)
+    first = seen.setdefault(key, article)
+    if first is article:
+        return False
+    log.warning("%s: the same article as %s; written once", article.url or article.title, first.url)
+    return True
 
 
 def markdown_files(
@@ -350,7 +389,19 @@ def write_feed(
     """Merge the articles of `reads` with the feed at `job.out_path` and write it."""
     fresh = [article for _source, read in reads for article in read.articles]
     old = _existing_items(job.out_path, config)
-    articles = merge_items(fresh, old, max_items or config.feed.max_items)
+    limit = max_items or config.feed.max_items
+    articles = merge_items(fresh, old, limit, key=lambda article: copy_key(article, config))
+    written = {copy_key(article, config) for article in articles}
+    left_out = {k: a for a in fresh if (k := copy_key(a, config)) not in written}
+    if left_out:
+        newest = max(item_date(article) for article in left_out.values())
+        log.warning(
+            "%s: %d items of the sources beyond max_items (%d) left out, the newest from %s",
+            job.out_path,
+            len(left_out),
+            limit,
+            newest.date().isoformat(),
+        )
     try:
         channel = _channel(reads, job, config, articles)
     except ConvertError as error:
@@ -377,14 +428,18 @@ def warn_if_stale(source: str, read: Read, config: Config, now: datetime) -> Non
 
 
 def merge_items(
-    fresh: Iterable[Article], old: Iterable[Article], max_items: int
+    fresh: Iterable[Article],
+    old: Iterable[Article],
+    max_items: int,
+    key: Callable[[Article], str] | None = None,
 ) -> tuple[Article, ...]:
-    """Newest first, one item per canonical URL (a fresh copy wins), at most `max_items`."""
+    """Newest first, one item per canonical URL or `key` (a fresh copy wins), max_items at most."""
+    same = key or (lambda article: article.canonical_url or article.id)
     merged: dict[str, Article] = {}
     for article in old:
-        merged[article.canonical_url or article.id] = article
+        merged[same(article)] = article
     for article in fresh:
-        merged[article.canonical_url or article.id] = article
+        merged[same(article)] = article
     ordered = sorted(merged.values(), key=lambda a: (item_date(a), a.id), reverse=True)
     return tuple(ordered[:max_items])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from urllib.parse import quote
 
 # Characters that are written without spaces between them: Han (with extensions),
 # kana, bopomofo, Hangul syllables and compatibility ideographs.
@@ -15,18 +16,27 @@ CJK_LETTERS = (
 CJK_PUNCTUATION = "\u3000-\u303f\ufe10-\ufe1f\ufe30-\ufe6f\uff01-\uff60\uffe0-\uffee"
 CJK = CJK_LETTERS + CJK_PUNCTUATION
 
-# Characters XML 1.0 forbids (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF).
-# nh3 keeps them and lxml, feedgen and ebooklib then fail, so they go first.
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Characters XML 1.0 forbids (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF),
+# and the controls it only discourages (DEL, C1: U+0085 breaks Pillow's text layout,
+# U+009B is a terminal's CSI). nh3 keeps them all and lxml, feedgen, ebooklib then
+# fail, so they go first; no text is ever written with them.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Explicit bidi embeddings, overrides and isolates. A one-line field has no paragraph
+# to end them, so an override there reverses whatever is shown after it (a file list,
+# a table of contents): `\u202egnp.exe` reads as `exe.png`.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # HTML's own white space, which collapses; U+3000 and NBSP are meaningful and stay.
 _HTML_SPACE = " \t\n\r\f"
 _SPACE_RUN = re.compile(f"[{_HTML_SPACE}]+")
-# Terminal-hostile characters: controls and bidi overrides, shown escaped in messages.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Terminal-hostile characters: controls, bidi marks and overrides, line separators and
+# lone surrogates (which a UTF-8 terminal stream cannot even encode), shown escaped.
+_UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 def remove_invalid_xml_chars(text: str) -> str:
-    """Drop the characters that XML 1.0 cannot carry."""
+    """Drop the characters that XML 1.0 cannot carry, and the C1 and DEL controls."""
     return _XML_INVALID.sub("", text)
 
 
@@ -36,7 +46,12 @@ _CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
 def _keep_valid_reference(match: re.Match[str]) -> str:
     hexa, decimal = match.groups()
     code = int(hexa, 16) if hexa else int(decimal)
-    valid = code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0x10FFFF
+    valid = (
+        code in (0x9, 0xA, 0xD)
+        or 0x20 <= code <= 0x7E
+        or 0xA0 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0x10FFFF
+    )
     return match.group() if valid and code not in (0xFFFE, 0xFFFF) else ""
 
 
@@ -46,8 +61,9 @@ def remove_invalid_xml(html: str) -> str:
 
 
 def plain_text(text: str) -> str:
-    """One line of clean text: XML-safe, white space collapsed, CJK spacing tidied."""
-    return tidy_cjk_spacing(_SPACE_RUN.sub(" ", remove_invalid_xml_chars(text))).strip()
+    """One line of clean text: XML-safe, no bidi overrides, white space collapsed, CJK tidied."""
+    text = _BIDI_CONTROLS.sub("", remove_invalid_xml_chars(text))
+    return tidy_cjk_spacing(_SPACE_RUN.sub(" ", text)).strip()
 
 
 # A white-space run between two CJK characters, or touching full-width punctuation,
@@ -69,9 +85,32 @@ def tidy_cjk_spacing(text: str) -> str:
     return _SPACE_AROUND_CJK_PUNCT.sub("", text)
 
 
-def printable(text: str) -> str:
-    """`text` safe to show on a terminal: controls and bidi overrides escaped."""
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+def printable(text: str, *, keep_lines: bool = False) -> str:
+    """`text` safe to show on a terminal: controls and bidi overrides escaped.
+
+    With `keep_lines`, line breaks and tabs stay as they are (a whole document).
+    """
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        if keep_lines and char in "\n\t":
+            return char
+        return char.encode("unicode_escape").decode("ascii")
+
+    return _UNPRINTABLE.sub(escape, text)
+
+
+# What may not stand raw in a URL: controls, white space, `"`, `<`, `>` and `\`,
+# and the invisible bidi and line-separator marks that make a URL read as
+# another one. Percent-encoded as UTF-8, as a browser would send them.
+_URL_UNSAFE = re.compile(
+    r'[\x00-\x20"<>\\\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]'
+)
+
+
+def escape_url_characters(url: str) -> str:
+    """`url` without surrounding white space, what may not stand raw in it percent-encoded."""
+    return _URL_UNSAFE.sub(lambda m: quote(m.group(), safe=""), url.strip())
 
 
 def ascii_slug(text: str, max_length: int = 80) -> str:

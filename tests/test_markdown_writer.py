@@ -97,3 +97,11 @@ def test_file_names_are_ascii_short_unique() -> None:
         assert name.isascii() and len(name) <= 100 and name.endswith(".md")
         assert "/" not in name and "\\" not in name and not name.startswith(".")
         assert name.startswith("2024-05-20-")
+
+
+def test_code_cannot_leak_html_out_of_its_span_or_fence() -> None:
+    # Found by the property test: a block inside <code> split the span in two.
+    for body in ("<code>&lt;script&gt;<ul></ul>中</code>", "<pre>a ``` b\n&lt;script&gt;</pre>"):
+        tree = rendered(make_article(body))
+        assert next(tree.iter("script"), None) is None
+        assert "<script>" in tree.text_content()

@@ -1,9 +1,10 @@
 """RSS 0.9x/1.0/2.0 and Atom through feedparser, and JSON Feed 1.1, into Articles.
 
 feedparser only ever sees bytes we read and checked ourselves: no DOCTYPE
-internal subset, no `<!ENTITY`, decoded as the feedx reader decodes, re-encoded
-as UTF-8 (its own guess turns GB18030 into mojibake). Its sanitizer is off, so
-that feedx's `pudate` survives; nh3 cleans later, as for every article.
+internal subset, no `<!ENTITY`, no character reference XML cannot carry, at most
+MAX_TAGS tags, decoded as the feedx reader decodes, re-encoded as UTF-8 (its own
+guess turns GB18030 into mojibake). Its sanitizer is off, so that feedx's `pudate`
+survives; nh3 cleans later, as for every article. At most MAX_ITEMS items are read.
 """
 
 from __future__ import annotations
@@ -23,17 +24,24 @@ from convert.errors import ConvertError
 from convert.fragments import parse_fragment, text_of
 from convert.model import Article, Channel
 from convert.readers.encoding import decode
-from convert.readers.feedx import article_from_html, looks_like_feedx_html
+from convert.readers.feedx import article_from_html, looks_like_feedx_html, usable_date
 from convert.readers.result import Read
-from convert.text import plain_text
+from convert.text import escape_url_characters, plain_text, remove_invalid_xml
 from convert.urls import is_web_url
 
 log = logging.getLogger(__name__)
 
-_XML_FEED = re.compile(r"<(rss|feed|rdf:RDF)[\s/>]", re.I)
+# The root element, or a DOCTYPE naming it (a large internal subset can push the root
+# itself past the first kilobytes; it is refused either way).
+_XML_FEED = re.compile(r"<(rss|feed|rdf:RDF)[\s/>]|<!DOCTYPE\s+(rss|feed|rdf:RDF)\b", re.I)
 _ENTITY_TRICKS = re.compile(r"<!ENTITY|<!DOCTYPE[^>]*\[", re.I)
 _XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*\?>")
 JSON_FEED_VERSION = "https://jsonfeed.org/version/"
+MAX_ITEMS = 1_000
+"""Items read from one feed; the rest are left out, with a warning."""
+MAX_TAGS = 100_000
+"""Tags outside CDATA in one XML feed: feedparser takes about 40 µs for each."""
+_CDATA = re.compile(r"<!\[CDATA\[.*?(?:\]\]>|\Z)", re.S)
 
 
 def looks_like_xml_feed(head: str) -> bool:
@@ -54,8 +62,12 @@ def refuse_entity_declarations(text: str, where: str) -> None:
 
 def read_xml_feed(data: bytes, where: str, config: Config) -> Read:
     """Read an RSS or Atom feed."""
-    text = decode(data, where)
+    # `&#0;` and `&#xD800;` stop the strict parser and crash the lenient one: drop them.
+    text = remove_invalid_xml(decode(data, where))
     refuse_entity_declarations(text, where)
+    tags = _CDATA.sub("", text).count("<")
+    if tags > MAX_TAGS:
+        raise ConvertError(where, f"refused: {tags:,} tags, more than the {MAX_TAGS:,} of any feed")
     text = _XML_DECLARATION.sub('<?xml version="1.0" encoding="utf-8"?>', text, count=1)
     parsed = feedparser.parse(
         text.encode("utf-8"),
@@ -74,6 +86,7 @@ def read_xml_feed(data: bytes, where: str, config: Config) -> Read:
             "%s: not well-formed XML, read leniently: %s", where, str(problem).replace("\n", " ")
         )
     info = parsed.feed
+    entries = _first_items(parsed.entries, where)
     channel = Channel(
         title=_plain(info.get("title", ""), info.get("title_detail")),
         link=_web_url(info.get("link", "")),
@@ -82,7 +95,7 @@ def read_xml_feed(data: bytes, where: str, config: Config) -> Read:
         updated=_date(info.get("updated", "")),
     )
     articles = []
-    for number, entry in enumerate(parsed.entries, 1):
+    for number, entry in enumerate(entries, 1):
         content = entry.get("content") or []
         html = content[0].get("value", "") if content else entry.get("summary", "")
         summary = entry.get("summary", "") if content else ""
@@ -92,7 +105,9 @@ def read_xml_feed(data: bytes, where: str, config: Config) -> Read:
             url=_web_url(entry.get("link", "")) or _permalink_guid(entry),
             html=html or "",
             summary=plain_text(text_of(parse_fragment(summary))) if summary else "",
-            date=_date(entry.get("published") or entry.get("updated") or ""),
+            date=_date(
+                entry.get("published") or entry.get("updated") or "", f"{where} item {number}"
+            ),
             author=entry.get("author", "") or "",
             tags=tuple(t.get("term", "") for t in entry.get("tags", []) if t.get("term")),
             config=config,
@@ -118,7 +133,7 @@ def read_json_feed(data: bytes, where: str, config: Config) -> Read:
         self_url=_web_url(str(document.get("feed_url", ""))),
     )
     articles = []
-    for number, item in enumerate(document.get("items", []), 1):
+    for number, item in enumerate(_first_items(document.get("items", []), where), 1):
         if not isinstance(item, dict):
             log.warning("%s item %d: not an object; skipped", where, number)
             continue
@@ -133,7 +148,10 @@ def read_json_feed(data: bytes, where: str, config: Config) -> Read:
             url=_web_url(str(item.get("url", ""))),
             html=str(html or ""),
             summary=plain_text(str(item.get("summary", ""))),
-            date=_date(str(item.get("date_published") or item.get("date_modified") or "")),
+            date=_date(
+                str(item.get("date_published") or item.get("date_modified") or ""),
+                f"{where} item {number}",
+            ),
             author=", ".join(n for n in names if n),
             tags=tuple(str(t) for t in item.get("tags", []) if isinstance(t, str)),
             config=config,
@@ -141,6 +159,17 @@ def read_json_feed(data: bytes, where: str, config: Config) -> Read:
         if article is not None:
             articles.append(article)
     return Read(articles=tuple(articles), channel=channel)
+
+
+def _first_items(items: list[Any], where: str) -> list[Any]:
+    """At most MAX_ITEMS items; a warning when there are none, or more."""
+    if not items:
+        log.warning("%s: the feed has no items", where)
+    elif len(items) > MAX_ITEMS:
+        log.warning(
+            "%s: %d items beyond the first %d left out", where, len(items) - MAX_ITEMS, MAX_ITEMS
+        )
+    return items[:MAX_ITEMS]
 
 
 def _article(
@@ -193,7 +222,8 @@ def _plain(value: str, detail: Any) -> str:
 
 
 def _web_url(url: str) -> str:
-    return url.strip() if is_web_url(url) else ""
+    url = escape_url_characters(url)
+    return url if is_web_url(url) else ""
 
 
 def _permalink_guid(entry: Any) -> str:
@@ -209,20 +239,27 @@ def _escape(text: str) -> str:
 _CHINA_CST = re.compile(r"\bCST$")
 
 
-def _date(raw: str) -> datetime | None:
-    """An RFC 822 or ISO 8601 date with its zone; a date without one is taken as UTC."""
+def _date(raw: str, where: str = "") -> datetime | None:
+    """An RFC 822 or ISO 8601 date with its zone; a date without one is taken as UTC.
+
+    A date that is not one, or not a plausible one, is None, with a warning when
+    `where` names the item.
+    """
     raw = raw.strip()
     if not raw:
         return None
+    stamp: datetime | None
     try:
         stamp = email.utils.parsedate_to_datetime(_CHINA_CST.sub("+0800", raw))
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         try:
             stamp = datetime.fromisoformat(raw)
         except ValueError:
-            return None
-    if stamp.tzinfo is None:
+            stamp = None
+    if stamp is not None and stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
-    if not 1990 <= stamp.year <= 9999:
+    if stamp is None or not usable_date(stamp):
+        if where:
+            log.warning("%s: %r is not a usable date; ignored", where, raw[:40])
         return None
     return stamp

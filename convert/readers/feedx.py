@@ -21,12 +21,12 @@ from lxml.html import HtmlElement
 
 from convert.config import Config, Rules
 from convert.errors import ConvertError
-from convert.fragments import inner_html, parse_fragment, text_of
+from convert.fragments import MAX_DEPTH, close_open_comment, inner_html, parse_shallow, text_of
 from convert.model import Article, Contributor, Image, Link
 from convert.readers.encoding import decode
 from convert.readers.language import detect_language
 from convert.readers.result import Read
-from convert.text import plain_text
+from convert.text import escape_url_characters, plain_text
 from convert.urls import canonical_url, host_of, is_web_url, stable_id
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,9 @@ def _read_stamp(text: str, where: str) -> tuple[datetime | None, str]:
 
 
 def _epoch_to_utc(digits: str, where: str) -> datetime | None:
+    if len(digits.lstrip("-")) > 20:
+        log.warning("%s: capture stamp %s… is not a usable time; ignored", where, digits[:20])
+        return None
     value = int(digits)
     # Milliseconds since 1970 have 13 digits until the year 2286; seconds have 10.
     seconds = value / 1000 if abs(value) >= 10**11 else value
@@ -78,10 +81,26 @@ def _epoch_to_utc(digits: str, where: str) -> datetime | None:
     except (OverflowError, OSError, ValueError):
         log.warning("%s: capture stamp %s is not a usable time; ignored", where, digits)
         return None
-    if value < 0 or stamp.year < 1990:
-        log.warning("%s: capture stamp %s is before 1990; ignored", where, digits)
+    if value < 0 or stamp.year < FIRST_YEAR:
+        log.warning("%s: capture stamp %s is before %d; ignored", where, digits, FIRST_YEAR)
+        return None
+    if not usable_date(stamp):
+        log.warning("%s: capture stamp %s is after %d; ignored", where, digits, LAST_YEAR)
         return None
     return stamp
+
+
+# Dates outside these years are mistakes (a zero epoch, a mistyped year), and far from
+# them a date overflows when moved to another time zone.
+FIRST_YEAR, LAST_YEAR = 1990, 2200
+
+
+def usable_date(stamp: datetime) -> bool:
+    """True for an aware date between FIRST_YEAR and LAST_YEAR, in UTC and in any zone."""
+    try:
+        return FIRST_YEAR <= stamp.astimezone(UTC).year <= LAST_YEAR
+    except (OverflowError, ValueError):
+        return False
 
 
 def _split_wrapper(text: str, where: str) -> tuple[str, str, str]:
@@ -123,13 +142,19 @@ def article_from_html(
     HTML of another shape comes through as its body. An article with no text and no
     picture is an error unless `allow_empty` (a feed item may be its title alone).
     """
+    url = escape_url_characters(url)
     if url and not is_web_url(url):
         raise ConvertError(where, f"the article URL is not an http(s) address: {url[:80]!r}")
     if not url:
         log.warning("%s: the article has no URL", where)
     host = host_of(url)
     rules = config.rules_for(host)
-    root = parse_fragment(html)
+    html, unclosed = close_open_comment(html)
+    if unclosed:
+        log.warning("%s: unclosed comment ('<!--' without '-->'); the text after it is kept", where)
+    root, flattened = parse_shallow(html)
+    if flattened:
+        log.warning("%s: nesting deeper than %d levels flattened (no text lost)", where, MAX_DEPTH)
 
     authors = _take_authors(root)
     published = _take_published(root, rules, where)
@@ -211,17 +236,28 @@ def _take_published(root: HtmlElement, rules: Rules, where: str) -> datetime | N
 def _parse_pudate(raw: str, rules: Rules, where: str) -> datetime | None:
     for fmt in _PUDATE_FORMATS:
         try:
-            naive = datetime.strptime(raw, fmt)
+            stamp = datetime.strptime(raw, fmt)
         except ValueError:
             continue
-        return naive.replace(tzinfo=rules.zone)
-    try:
-        stamp = datetime.fromisoformat(raw)
-    except ValueError:
-        log.warning("%s: publication time %r is not a date; ignored", where, raw[:40])
-        return None
+        break
+    else:
+        try:
+            stamp = datetime.fromisoformat(raw)
+        except ValueError:
+            log.warning("%s: publication time %r is not a date; ignored", where, raw[:40])
+            return None
     # An explicit offset is kept as an instant and shown in the site's zone.
-    return stamp.astimezone(rules.zone) if stamp.tzinfo else stamp.replace(tzinfo=rules.zone)
+    stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=rules.zone)
+    if not usable_date(stamp):
+        log.warning(
+            "%s: publication time %r is not between %d and %d; ignored",
+            where,
+            raw[:40],
+            FIRST_YEAR,
+            LAST_YEAR,
+        )
+        return None
+    return stamp.astimezone(rules.zone)
 
 
 # --- pictures -------------------------------------------------------------------------

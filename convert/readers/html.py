@@ -20,12 +20,19 @@ from lxml.html import HtmlElement
 
 from convert.config import Config
 from convert.errors import ConvertError
-from convert.fragments import inner_html, text_of
+from convert.fragments import (
+    MAX_DEPTH,
+    close_open_comment,
+    cut_deep_tags,
+    depth_of,
+    inner_html,
+    text_of,
+)
 from convert.model import Image
 from convert.readers.encoding import decode
-from convert.readers.feedx import article_from_html
+from convert.readers.feedx import article_from_html, usable_date
 from convert.readers.result import Read
-from convert.text import plain_text
+from convert.text import escape_url_characters, plain_text
 from convert.urls import is_web_url
 
 log = logging.getLogger(__name__)
@@ -48,12 +55,17 @@ def looks_like_html(head: str) -> bool:
 def read_html(data: bytes, where: str, config: Config) -> Read:
     """Read one HTML page or fragment."""
     text = re.sub(r"\A\s*<\?xml[^>]*\?>", "", decode(data, where))
-    try:
-        document = lxml.html.document_fromstring(text, parser=_PARSER)
-    except (lxml.etree.ParserError, ValueError) as error:
-        raise ConvertError(where, f"not readable HTML: {error}") from None
+    text, unclosed = close_open_comment(text)
+    if unclosed:
+        log.warning("%s: unclosed comment ('<!--' without '-->'); the text after it is kept", where)
+    document = _parse(text, where)
+    if depth_of(document) > MAX_DEPTH + 10:
+        # libxml2 stops at about 2,000 levels, dropping the rest: cut the tags first.
+        document = _parse(cut_deep_tags(text), where)
+        log.warning("%s: nesting deeper than %d levels flattened (no text lost)", where, MAX_DEPTH)
     meta = _meta(document)
-    url = next((u for u in (meta.get("og:url", ""), _canonical(document)) if is_web_url(u)), "")
+    candidates = (meta.get("og:url", ""), _canonical(document))
+    url = next((u for u in map(escape_url_characters, candidates) if is_web_url(u)), "")
     title = plain_text(meta.get("og:title", "") or _first_text(document, "title", "h1", "h2"))
     if not title:
         title = PurePath(where).stem
@@ -68,7 +80,7 @@ def read_html(data: bytes, where: str, config: Config) -> Read:
     changes: dict[str, Any] = {}
     published = meta.get("article:published_time", "")
     if article.published is None and published:
-        changes["published"] = _iso_date(published, config, article.source_host)
+        changes["published"] = _iso_date(published, config, article.source_host, where)
     author = meta.get("article:author", "") or meta.get("author", "")
     if not article.authors and author and not is_web_url(author):
         changes["authors"] = (plain_text(author),)
@@ -85,6 +97,13 @@ def read_html(data: bytes, where: str, config: Config) -> Read:
     if tags:
         changes["tags"] = tags
     return Read(articles=(dataclasses.replace(article, **changes),))
+
+
+def _parse(text: str, where: str) -> HtmlElement:
+    try:
+        return lxml.html.document_fromstring(text, parser=_PARSER)
+    except (lxml.etree.ParserError, ValueError) as error:
+        raise ConvertError(where, f"not readable HTML: {error}") from None
 
 
 def _meta(document: HtmlElement) -> dict[str, str]:
@@ -121,17 +140,22 @@ def _body(document: HtmlElement) -> HtmlElement:
         if found is not None:
             return found
     body = document.find("body")
-    if body is None:
-        body = document
+    if body is None:  # a head alone, or a frameset: no article (the head is no body)
+        return lxml.html.Element("body")
     for element in list(body.iter(*_FURNITURE)):
         element.drop_tree()
     return body
 
 
-def _iso_date(raw: str, config: Config, host: str) -> datetime | None:
+def _iso_date(raw: str, config: Config, host: str, where: str) -> datetime | None:
+    zone = config.rules_for(host).zone
     try:
         stamp = datetime.fromisoformat(raw.strip())
     except ValueError:
+        stamp = None
+    if stamp is not None and stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=zone)
+    if stamp is None or not usable_date(stamp):
+        log.warning("%s: article:published_time %r is not a usable date; ignored", where, raw[:40])
         return None
-    zone = config.rules_for(host).zone
-    return stamp.astimezone(zone) if stamp.tzinfo else stamp.replace(tzinfo=zone)
+    return stamp.astimezone(zone)

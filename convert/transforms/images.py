@@ -32,11 +32,13 @@ def rewrite_mirrored_images(article: Article, rules: Rules) -> Article:
     for img in list(root.iter("img")):
         src = (img.get("src") or "").strip()
         img.attrib.pop("srcset", None)  # proxy-made sizes; the origin is enough
+        if not src:
+            continue  # nothing to rewrite; the sanitizer keeps its alt text
         new = resolve(src)
         if not new:
             log.warning(
                 "%s: dropped a picture whose proxy URL has no usable origin: %s",
-                article.url,
+                article.url or article.title,
                 src[:120],
             )
             figure = next((a for a in img.iterancestors("figure")), None)

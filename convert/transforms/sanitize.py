@@ -9,7 +9,7 @@ import nh3
 
 from convert.config import Rules
 from convert.model import Article, Image, Link
-from convert.text import plain_text, remove_invalid_xml
+from convert.text import escape_url_characters, plain_text, remove_invalid_xml
 from convert.urls import drop_tracking, is_web_url
 
 # Structure and emphasis that articles use; everything else is unwrapped to its text.
@@ -45,7 +45,9 @@ def sanitize_body(article: Article, rules: Rules) -> Article:
     def keep_url(tag: str, attribute: str, value: str) -> str | None:
         if attribute not in ("href", "src"):
             return value
-        value = urljoin(base, value.strip()) if base else value.strip()
+        # Joined first (which drops tabs and line breaks, as a browser does), then what
+        # may not stand raw in a URL is percent-encoded.
+        value = escape_url_characters(urljoin(base, value.strip()) if base else value)
         scheme = urlsplit(value).scheme.lower() if value else ""
         # Pictures must come from the web; links may also be mailto:.
         if scheme == "mailto" and tag == "a":
@@ -73,7 +75,7 @@ def sanitize_body(article: Article, rules: Rules) -> Article:
             return None
         return dataclasses.replace(
             image,
-            url=drop_tracking(image.url, tracking),
+            url=escape_url_characters(drop_tracking(image.url, tracking)),
             caption=plain_text(image.caption),
             credit=plain_text(image.credit),
         )
@@ -82,7 +84,9 @@ def sanitize_body(article: Article, rules: Rules) -> Article:
         if not is_web_url(link.url):
             return None
         return dataclasses.replace(
-            link, url=drop_tracking(link.url, tracking), title=plain_text(link.title)
+            link,
+            url=escape_url_characters(drop_tracking(link.url, tracking)),
+            title=plain_text(link.title),
         )
 
     lead = clean_image(article.lead_image) if article.lead_image else None

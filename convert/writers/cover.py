@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,7 +95,11 @@ class _Fonts:
         self.masthead, self.period, self.body, self.small = at(150), at(72), at(56), at(40)
 
     def drawable(self, text: str) -> str:
-        """`text` as this font can draw it: all of it with CJK, else its ASCII part."""
+        """`text` as this font can draw it: all of it with CJK, else its ASCII part.
+
+        Controls and format characters go either way: Pillow's layout fails on some.
+        """
+        text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf"))
         if self.cjk:
             return text
         return "".join(ch for ch in text if ch.isascii()).strip()
@@ -105,13 +110,17 @@ def _wrap(
     text: str,
     font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
     width: int,
+    max_lines: int,
 ) -> list[str]:
-    """Lines no wider than `width`; Chinese breaks anywhere, so break by character."""
+    """At most `max_lines` lines no wider than `width`; Chinese breaks anywhere, so by
+    character. The rest of a long text is never measured."""
     lines: list[str] = []
     line = ""
     for char in text:
         if draw.textlength(line + char, font=font) > width and line:
             lines.append(line)
+            if len(lines) == max_lines:
+                return lines
             line = char.lstrip()
         else:
             line += char
@@ -128,7 +137,7 @@ def render_cover(digest: Digest, font_path: Path | None) -> bytes:
     width = WIDTH - 2 * MARGIN
     y = MARGIN + 40
     masthead = fonts.drawable(digest.name) or "feedx digest"
-    for line in _wrap(draw, masthead, fonts.masthead, width)[:2]:
+    for line in _wrap(draw, masthead, fonts.masthead, width, 2):
         draw.text((MARGIN, y), line, font=fonts.masthead, fill=INK)
         y += 180
     draw.rectangle((MARGIN, y + 10, WIDTH - MARGIN, y + 22), fill=ACCENT)
@@ -147,7 +156,7 @@ def render_cover(digest: Digest, font_path: Path | None) -> bytes:
         title = fonts.drawable(article.title)
         if not title:
             continue
-        lines = _wrap(draw, title, fonts.body, width)[:2]
+        lines = _wrap(draw, title, fonts.body, width, 2)
         if y + 80 * len(lines) > HEIGHT - 260:
             break
         for line in lines:

@@ -39,6 +39,8 @@ def markdown_url(url: str) -> str:
 
 def _is_safe_target(url: str, *, link: bool) -> bool:
     """Only web addresses (and mailto: for links) may become targets."""
+    if not url.strip():
+        return False
     try:
         parts = urlsplit(url.strip())
     except ValueError:
@@ -53,9 +55,12 @@ def _is_safe_target(url: str, *, link: bool) -> bool:
 
 
 def _escape_label(text: str) -> str:
-    """Text inside `[...]` or `![...]`: brackets and backslashes escaped, one line."""
+    """Text inside `[...]` or `![...]`: brackets, backslashes and `<>` escaped, one line.
+
+    `<` is escaped so that no renderer can take `<script>` in an alt text for HTML.
+    """
     text = re.sub(r"\s+", " ", text).strip()
-    return re.sub(r"([\\\[\]])", r"\\\1", text)
+    return re.sub(r"([\\\[\]<>])", r"\\\1", text)
 
 
 def _is_punctuation(char: str) -> bool:
@@ -125,7 +130,20 @@ class ArticleMarkdownConverter(MarkdownConverter):
     convert_i = convert_em
     convert_del = _keeping_space(_flanking_safe(_Base.convert_del))
     convert_s = convert_del
-    convert_code = _keeping_space(_Base.convert_code)
+
+    @_keeping_space
+    def convert_code(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        # An inline code span cannot cross a line or paragraph break: one that did
+        # would leave its `<...>` text outside the span, as raw HTML.
+        return str(_Base.convert_code(self, el, re.sub(r"\s+", " ", text), parent_tags))
+
+    def convert_pre(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        # A fence longer than any backtick run inside, so the content cannot close it.
+        fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", text)), default=0))
+        body = str(_Base.convert_pre(self, el, text, parent_tags))
+        head, _, rest = body.partition("```")  # markdownify fences with three backticks
+        inner, _, tail = rest.rpartition("```")
+        return f"{head}{fence}{inner}{fence}{tail}" if inner else body
 
     def image_target(self, url: str) -> str | None:
         """Where a picture is, for Markdown: a downloaded copy, or its web address."""
@@ -147,6 +165,12 @@ class ArticleMarkdownConverter(MarkdownConverter):
         return f"{prefix}[{text.strip()}]({markdown_url(href)}{title_part}){suffix}"
 
     def convert_img(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        if "figure" in parent_tags:
+            return ""  # convert_figure writes the picture with its caption itself
+        return self.picture(el)
+
+    def picture(self, el: Tag) -> str:
+        """`![alt](target)`, or the alt text alone when the picture has no safe target."""
         target = self.image_target(str(el.get("src") or ""))
         alt = _escape_label(str(el.get("alt") or ""))
         if target is None:
@@ -154,24 +178,29 @@ class ArticleMarkdownConverter(MarkdownConverter):
         return f"![{alt}]({target})"
 
     def convert_figure(self, el: Tag, text: str, parent_tags: set[str]) -> str:
-        img = el.find("img")
-        figcaption = el.find("figcaption")
+        # bs4's find() builds a matcher per call: too slow for 10,000 figures.
+        img = _first_tag(el, "img")
+        figcaption = _first_tag(el, "figcaption")
         credit = ""
         caption = ""
         if isinstance(figcaption, Tag):
-            cites = figcaption.find_all("cite")
+            cites = [c for c in figcaption.descendants if isinstance(c, Tag) and c.name == "cite"]
             credit = " ".join(c.get_text(" ", strip=True) for c in cites)
             caption = "".join(
                 c.get_text() if isinstance(c, Tag) else str(c)
                 for c in figcaption.children
                 if not (isinstance(c, Tag) and c.name == "cite")
             )
-        picture = self.convert_img(img, "", parent_tags) if isinstance(img, Tag) else ""
+        picture = self.picture(img) if isinstance(img, Tag) else ""
         return "\n\n" + figure_markdown(picture, caption, credit, self) + "\n\n"
 
     def escape_text(self, text: str) -> str:
         """Escape plain text the way body text is escaped."""
         return str(_Base.escape(self, re.sub(r"\s+", " ", text).strip(), set()))
+
+
+def _first_tag(el: Tag, name: str) -> Tag | None:
+    return next((c for c in el.descendants if isinstance(c, Tag) and c.name == name), None)
 
 
 def _escape_title(title: str) -> str:

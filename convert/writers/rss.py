@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime
 
 from feedgen.feed import FeedGenerator
@@ -71,7 +72,9 @@ def _add_entry(generator: FeedGenerator, article: Article) -> None:
         entry.dc.dc_creator(", ".join(article.authors))
     for tag in article.tags:
         entry.category(term=tag)
-    entry.description(article_summary(article))
+    # RSS readers take <description> for HTML: the plain-text summary is escaped, so that
+    # words such as "<script>" in an article stay words.
+    entry.description(html.escape(article_summary(article), quote=False))
     entry.content(article_html(article), type="CDATA")
     lead = article.lead_image
     if lead is not None and is_web_url(lead.url):
@@ -87,7 +90,7 @@ def write_atom(feed: Feed) -> bytes:
     """The feed as Atom 1.0."""
     generator = _generator(feed)
     for entry in generator.entry():
-        # Atom carries the HTML as escaped text and the summary as a summary.
+        # Atom carries the HTML as escaped text and the summary as a summary (plain text).
         entry.content(entry.content()["content"], type="html")
-        entry.summary(entry.description())
+        entry.summary(html.unescape(entry.description()))
     return bytes(generator.atom_str(pretty=True))
