@@ -168,8 +168,10 @@ def article_from_html(
         raise ConvertError(where, "the article body has no text")
     title = plain_text(title)
     if not title:
-        title = body_text[:40]
-        log.warning("%s: the article has no title; using its first words", where)
+        # A picture alone has no words: then the address, so that no title is empty.
+        title = body_text[:40] or url or "untitled"
+        instead = "its first words" if body_text else "its address" if url else "'untitled'"
+        log.warning("%s: the article has no title; using %s", where, instead)
 
     if published and captured and published - captured > timedelta(minutes=10):
         log.warning(
@@ -310,8 +312,8 @@ def _take_lead_figure(root: HtmlElement) -> Image | None:
 def _is_picture_paragraph(p: HtmlElement) -> bool:
     """`<p><img><small>caption</small></p>`: a picture with its caption, nothing else."""
     imgs = list(p.iter("img"))
-    if len(imgs) != 1:
-        return False
+    if len(imgs) != 1 or not (imgs[0].get("src") or "").strip():
+        return False  # an <img> without src is no picture
     others = [el for el in p if el.tag not in ("img", "small", "br")]
     loose_text = (p.text or "") + "".join(el.tail or "" for el in p)
     return not others and not loose_text.strip()
