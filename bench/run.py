@@ -134,8 +134,21 @@ class Row:
         if self.scale != 1:
             out["extrapolated_from_sample_of"] = round(articles / self.scale)
         if floor is not None and floor.ok and floor is not self:
-            out["ratio_to_floor"] = round(self.median_s / floor.median_s, 3)
+            out["ratio_to_floor"] = round(ratio(self, floor), 3)
         return out
+
+
+def ratio(row: Row, base: Row) -> float:
+    """row's time ÷ base's: the median of the per-round ratios when both ran every round.
+
+    Rounds are taken round-robin, so run i of every row saw about the same machine; the
+    ratio within a round cancels most of a busy machine's drift. Else: ratio of medians.
+    """
+    if len(row.samples) == len(base.samples) > 1:
+        return statistics.median(
+            r.wall_s / b.wall_s for r, b in zip(row.samples, base.samples, strict=True)
+        )
+    return row.median_s / base.median_s
 
 
 @dataclass
@@ -911,7 +924,7 @@ def evaluate_targets(results: list[dict[str, Any]], nproc: int) -> list[dict[str
         one, many = _row(result, "markdown_jobs1"), _row(result, "markdown_default")
         mdf = _row(result, "markdownify")
         per_file, batched = _row(result, "pandoc_per_file"), _row(result, "pandoc_batched")
-        value = one.median_s / mdf.median_s if one and mdf else None
+        value = ratio(one, mdf) if one and mdf else None
         add(
             "markdown --jobs 1 time ÷ markdownify alone",
             size,
@@ -919,7 +932,7 @@ def evaluate_targets(results: list[dict[str, Any]], nproc: int) -> list[dict[str
             "≤ 1.3",
             None if value is None else value <= 1.3,
         )
-        value = one.median_s / many.median_s if one and many else None
+        value = ratio(one, many) if one and many else None
         add(
             f"markdown default jobs ({nproc} cores) throughput ÷ --jobs 1",
             size,
@@ -927,7 +940,7 @@ def evaluate_targets(results: list[dict[str, Any]], nproc: int) -> list[dict[str
             "≥ 1.7",
             None if value is None else value >= 1.7,
         )
-        value = per_file.median_s / many.median_s if per_file and many else None
+        value = ratio(per_file, many) if per_file and many else None
         add(
             "markdown default jobs speed-up over pandoc per file",
             size,
@@ -935,7 +948,7 @@ def evaluate_targets(results: list[dict[str, Any]], nproc: int) -> list[dict[str
             "≥ 8",
             None if value is None else value >= 8,
         )
-        value = batched.median_s / many.median_s if batched and many else None
+        value = ratio(batched, many) if batched and many else None
         add(
             "markdown default jobs speed-up over pandoc batched",
             size,
@@ -1034,7 +1047,7 @@ def print_size(result: dict[str, Any], runs: int) -> None:
             f"{min(times):.2f}–{max(times):.2f}",
             f"{size / row.median_s:,.0f}",
             f"{row.peak_mb:.0f}",
-            f"{row.median_s / floor.median_s:.2f}" if floor and floor.ok else "–",
+            f"{ratio(row, floor):.2f}" if floor and floor.ok else "–",
         )
     console.print(table)
     for kind, baselines in (("process", PROCESS_BASELINES), ("stage", STAGE_BASELINES)):
@@ -1052,7 +1065,7 @@ def print_size(result: dict[str, Any], runs: int) -> None:
             for key, _name in present:
                 base = _row(result, key)
                 assert base is not None
-                cells.append(f"{row.median_s / base.median_s:.2f}")
+                cells.append(f"{ratio(row, base):.2f}")
             ratios.add_row(row.name, *cells)
         console.print(ratios)
     for row in rows:
@@ -1192,6 +1205,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "(keys: floor, markdown_jobs1, markdown_default, feed_rss, ingest, epub_cold, "
         "epub_warm, markdownify, html2text, ebooklib, pandoc_*, stage_*)",
     )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="RESULTS",
+        help="measure nothing: print the tables of a results file again (and rewrite --json "
+        "with the ratios, targets and linearity recomputed)",
+    )
     parser.add_argument("--workdir", type=Path, help="keep the work files here (default: temp)")
     parser.add_argument(
         "--json", type=Path, default=BENCH / "results.json", help="results file to write"
@@ -1204,6 +1224,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report is not None:
+        return report(args.report, args.json)
     started = time.perf_counter()
     load_before = os.getloadavg()
     cli = cli_entry()
@@ -1230,9 +1252,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine["html2text"] = _version("html2text") if html2text_ok else ""
     machine["markdownify"] = _version("markdownify")
     machine["lxml"] = _version("lxml")
-    nproc = machine.get("usable_cpus") or os.cpu_count() or 1
-    targets = evaluate_targets(results, int(nproc))
-    lines = linearity(results)
     total = time.perf_counter() - started
     document = {
         "benchmark": "feedx-convert throughput: floor, stages, writers and baselines",
@@ -1252,41 +1271,72 @@ def main(argv: Sequence[str] | None = None) -> int:
             "startup_s": round(statistics.median(s.wall_s for s in startup if s), 3),
         },
         "total_s": round(total, 1),
-        "sizes": [
-            {
-                "size": r["size"],
-                "notes": dict(r["notes"]),
-                "rows": [
-                    row.as_json(
-                        r["size"],
-                        next(
-                            (f for f in r["rows"] if f.group == "floor" and f.kind == row.kind),
-                            None,
-                        ),
-                    )
-                    for row in r["rows"]
-                ],
-            }
-            for r in results
-        ],
-        "targets": targets,
-        "linearity": lines,
     }
-    args.json.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    finish(document, results, args.json)
+    return 0
+
+
+def finish(document: dict[str, Any], results: list[dict[str, Any]], path: Path) -> None:
+    """Add the rows, targets and linearity to `document`, write it, print the tables."""
+    machine = document["machine"]
+    nproc = int(machine.get("usable_cpus") or os.cpu_count() or 1)
+    document["sizes"] = [
+        {
+            "size": r["size"],
+            "notes": dict(r["notes"]),
+            "rows": [row_json(row, r) for row in r["rows"]],
+        }
+        for r in results
+    ]
+    document["targets"] = targets = evaluate_targets(results, nproc)
+    document["linearity"] = lines = linearity(results)
+    path.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", "utf-8")
     console.print()
     for result in results:
-        print_size(result, args.runs)
+        print_size(result, document["arguments"]["runs"])
         console.print()
     print_targets(targets, lines)
     console.print(
         f"CLI start-up (`feedx-convert --version`): {document['cli']['startup_s']:.2f} s; "
         f"cores: {nproc}; load average before/after: {machine['loadavg_before']} / "
-        f"{machine['loadavg_after']}; total {total / 60:.1f} min"
+        f"{machine['loadavg_after']}; total {document['total_s'] / 60:.1f} min"
     )
     for result in results:
         if "profile" in result["notes"]:
             print_profile(result["notes"]["profile"])
-    console.print(f"results: {args.json}")
+    console.print(f"results: {path}")
+
+
+def row_json(row: Row, result: dict[str, Any]) -> dict[str, Any]:
+    """A row's JSON: its runs and medians, its ratio to the floor and to each baseline."""
+    floor = next((f for f in result["rows"] if f.group == "floor" and f.kind == row.kind), None)
+    out = row.as_json(result["size"], floor)
+    if row.ok and row.group == "ours":
+        bases = PROCESS_BASELINES if row.kind == "process" else STAGE_BASELINES
+        out["ratio_to_baselines"] = {
+            key: round(ratio(row, base), 3)
+            for key, _name in bases
+            if (base := _row(result, key)) is not None
+        }
+    return out
+
+
+def report(source: Path, path: Path) -> int:
+    """`--report`: the tables, targets and ratios again from a results file's runs."""
+    document = json.loads(source.read_text("utf-8"))
+    results = []
+    for size in document["sizes"]:
+        rows = []
+        for data in size["rows"]:
+            row = Row(data["key"], data["name"], data["kind"], data["group"], data["includes"])
+            row.note = data.get("note", "")
+            row.skipped = data.get("skipped", "")
+            row.samples = [Sample(run["wall_s"], run["peak_mb"]) for run in data.get("runs", [])]
+            if "extrapolated_from_sample_of" in data:
+                row.scale = size["size"] / data["extrapolated_from_sample_of"]
+            rows.append(row)
+        results.append({"size": size["size"], "rows": rows, "notes": size["notes"]})
+    finish(document, results, path)
     return 0
 
 
