@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -75,6 +76,21 @@ def _config(ctx: click.Context) -> Config:
     return config
 
 
+def _jobs_option(work: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`-j/--jobs N`: how many worker processes share `work` (default: one per core)."""
+    return click.option(
+        "-j",
+        "--jobs",
+        type=click.IntRange(min=1),
+        default=None,
+        help=f"Worker processes for {work} (default: one per core).",
+    )
+
+
+def _jobs(jobs: int | None) -> int:
+    return jobs or os.cpu_count() or 1
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="feedx-convert")
 @click.option(
@@ -113,13 +129,7 @@ def cli(ctx: click.Context, config_path: Path | None, quiet: bool, verbose: bool
     is_flag=True,
     help="Save pictures in OUTPUT/assets and link them relatively.",
 )
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Worker processes (default: one per core).",
-)
+@_jobs_option("reading, cleaning and rendering")
 @click.pass_context
 def markdown(
     ctx: click.Context,
@@ -149,7 +159,7 @@ def markdown(
             out_dir,
             config,
             download_images=download_images,
-            jobs=jobs or os.cpu_count() or 1,
+            jobs=_jobs(jobs),
             tick=tick,
         )
         logging.getLogger("convert").info("wrote %d files into %s", len(outcome.written), out_dir)
@@ -224,8 +234,11 @@ def _format_from_ending(path: Path) -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The SQLite archive (default: config `archive`, else the data folder).",
 )
+@_jobs_option("reading and cleaning")
 @click.pass_context
-def ingest(ctx: click.Context, sources: tuple[str, ...], archive: Path | None) -> int:
+def ingest(
+    ctx: click.Context, sources: tuple[str, ...], archive: Path | None, jobs: int | None
+) -> int:
     """Store the articles of feeds, files or URLs in the archive (run it daily).
 
     The same article twice is one row; a newer version replaces the old one.
@@ -236,7 +249,9 @@ def ingest(ctx: click.Context, sources: tuple[str, ...], archive: Path | None) -
     """
     config = _config(ctx)
     path = pipeline.archive_path(config, archive)
-    outcome, counts = pipeline.ingest(_progress(sources, "Ingesting"), path, config)
+    outcome, counts = pipeline.ingest(
+        _progress(sources, "Ingesting"), path, config, jobs=_jobs(jobs)
+    )
     logging.getLogger("convert").info(
         "%s: %d new, %d updated, %d unchanged",
         path,
@@ -346,13 +361,7 @@ def epub(
     help="The SQLite archive (default: config `archive`).",
 )
 @click.option("--dry-run", is_flag=True, help="Write nothing; show what would change.")
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Worker processes for reading (default: one per core).",
-)
+@_jobs_option("reading and cleaning")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors; no summary.")
 @click.option("-v", "--verbose", is_flag=True, help="Say more.")
 @click.pass_context

@@ -266,13 +266,9 @@ class Downloader:
 
     def __init__(self, limits: Download) -> None:
         self.limits = limits
-        self._client = httpx.Client(
-            transport=_GuardedTransport(limits.allow_private, limits.allow_networks),
-            timeout=httpx.Timeout(limits.timeout),
-            follow_redirects=False,  # followed by hand so that each hop is checked
-            headers={"User-Agent": USER_AGENT, "Accept-Encoding": _ACCEPT_ENCODING},
-            trust_env=False,  # a proxy from the environment would bypass the guard
-        )
+        # Made on the first request: its TLS contexts cost about 0.1 s, and most runs
+        # (local files, or one per worker process) never download anything.
+        self._lazy_client: httpx.Client | None = None
         cache_root = Path(limits.cache_dir) if limits.cache_dir else user_cache_dir()
         self._cache = _ResponseCache(cache_root / "http")
 
@@ -289,7 +285,22 @@ class Downloader:
 
     def close(self) -> None:
         """Close the connections."""
-        self._client.close()
+        if self._lazy_client is not None:
+            self._lazy_client.close()
+            self._lazy_client = None
+
+    @property
+    def _client(self) -> httpx.Client:
+        if self._lazy_client is None:
+            limits = self.limits
+            self._lazy_client = httpx.Client(
+                transport=_GuardedTransport(limits.allow_private, limits.allow_networks),
+                timeout=httpx.Timeout(limits.timeout),
+                follow_redirects=False,  # followed by hand so that each hop is checked
+                headers={"User-Agent": USER_AGENT, "Accept-Encoding": _ACCEPT_ENCODING},
+                trust_env=False,  # a proxy from the environment would bypass the guard
+            )
+        return self._lazy_client
 
     def get(self, url: str, *, max_bytes: int | None = None, cache: bool = False) -> Fetched:
         """Download `url`; a ConvertError names the URL and the reason on any failure.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from html import escape
 
 import lxml.html
@@ -19,6 +20,19 @@ from convert.text import remove_invalid_xml
 _PARSER = lxml.html.HTMLParser(
     huge_tree=True, remove_comments=True, remove_pis=True, no_network=True
 )
+# Every element is a plain HtmlElement (no form or input classes, which we never use):
+# lxml.html's default lookup calls back into Python for each element touched.
+_PARSER.set_element_class_lookup(etree.ElementDefaultClassLookup(element=HtmlElement))
+
+
+class _LastSerialized(threading.local):
+    """The tree `serialize_body` last turned into text, and that text."""
+
+    html: str | None = None
+    root: HtmlElement | None = None
+
+
+_last = _LastSerialized()
 
 
 def parse_fragment(html: str) -> HtmlElement:
@@ -26,7 +40,14 @@ def parse_fragment(html: str) -> HtmlElement:
 
     Characters XML cannot carry (controls, `&#0;`, `&#xD800;`) are dropped first: lxml
     refuses them, and no output format could hold them.
+
+    The very text `serialize_body` just made is not parsed again: its tree is handed
+    over instead (once; the taker may change it). So the transforms, each a function of
+    the body's text, parse an article once between them.
     """
+    if html is _last.html and _last.root is not None:
+        root, _last.html, _last.root = _last.root, None, None
+        return root
     html = remove_invalid_xml(html)
     if not html.strip():
         return lxml.html.fragment_fromstring("<div></div>", parser=_PARSER)
@@ -42,6 +63,16 @@ def inner_html(container: HtmlElement) -> str:
         lxml.html.tostring(child, encoding="unicode", with_tail=True) for child in container
     )
     return "".join(parts)
+
+
+def serialize_body(container: HtmlElement) -> str:
+    """`inner_html(container)`, with the tree kept for the next `parse_fragment` of it."""
+    html = inner_html(container)
+    # Only a text made here can be recognized by identity: the empty string and single
+    # characters are shared objects in CPython.
+    if len(html) > 1:
+        _last.html, _last.root = html, container
+    return html
 
 
 def text_of(element: HtmlElement) -> str:
@@ -137,6 +168,9 @@ def flatten_deep(root: HtmlElement, max_depth: int = MAX_DEPTH) -> int:
 def parse_shallow(html: str) -> tuple[HtmlElement, bool]:
     """`parse_fragment`, with nesting deeper than MAX_DEPTH flattened; True when it was."""
     root = parse_fragment(html)
+    # Counted in C: a fragment of fewer elements than MAX_DEPTH cannot nest deeper.
+    if root.xpath("count(.//*)") < MAX_DEPTH:
+        return root, False
     depth = depth_of(root)
     if depth <= MAX_DEPTH:
         return root, False

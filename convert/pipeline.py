@@ -5,11 +5,12 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import io
+import itertools
 import logging
 import sys
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path, PurePath
@@ -34,7 +35,12 @@ from convert.urls import host_of, is_web_url, stable_id, story_key
 from convert.writers import feed_writer
 from convert.writers.cover import find_cjk_font
 from convert.writers.epub import EpubOptions, digest_identifier, write_epub
-from convert.writers.markdown import markdown_file_name, render_markdown
+from convert.writers.markdown import (
+    markdown_file_name,
+    markdown_file_stem,
+    render_markdown,
+    unique_file_name,
+)
 from convert.writers.rss import item_date
 
 log = logging.getLogger(__name__)
@@ -128,13 +134,24 @@ def _has_content(article: Article) -> bool:
 
 
 def iter_reads(
-    sources: Iterable[str], config: Config, outcome: Outcome, downloader: Downloader
+    sources: Iterable[str],
+    config: Config,
+    outcome: Outcome,
+    downloader: Downloader,
+    *,
+    jobs: int = 1,
 ) -> Iterator[tuple[str, Read]]:
-    """Every input read and cleaned; a failing input is reported and skipped.
+    """Every input read and cleaned, in order; a failing input is reported and skipped.
 
     The feeds an OPML list names are read in its place (one level: a list inside a
-    list is not followed).
+    list is not followed). With `jobs` above 1, inputs are read over that many worker
+    processes (each with its own downloader).
     """
+    if jobs > 1:
+        for reads, failed in parallel_map(_reads_of, sources, config, jobs):
+            outcome.failed.extend(failed)
+            yield from reads
+        return
     for source in sources:
         read = _read_or_report(source, config, outcome, downloader)
         if read is None:
@@ -146,6 +163,14 @@ def iter_reads(
                 if inner.sources:
                     log.warning("%s: an OPML list inside an OPML list is not followed", named)
                 yield named, inner
+
+
+def _reads_of(source: str, config: Config) -> tuple[list[tuple[str, Read]], list[str]]:
+    """One input's reads (in a worker process), and what failed."""
+    outcome = Outcome()
+    with Downloader(config.download) as downloader:
+        reads = list(iter_reads([source], config, outcome, downloader))
+    return reads, outcome.failed
 
 
 def _read_or_report(
@@ -160,10 +185,15 @@ def _read_or_report(
 
 
 def iter_articles(
-    sources: Iterable[str], config: Config, outcome: Outcome, downloader: Downloader
+    sources: Iterable[str],
+    config: Config,
+    outcome: Outcome,
+    downloader: Downloader,
+    *,
+    jobs: int = 1,
 ) -> Iterator[Article]:
     """Every article of every input."""
-    for _source, read in iter_reads(sources, config, outcome, downloader):
+    for _source, read in iter_reads(sources, config, outcome, downloader, jobs=jobs):
         yield from read.articles
 
 
@@ -204,22 +234,22 @@ def markdown_to_folder(
     """
     outcome = Outcome()
     inputs = list(sources)
-    if jobs > 1 and not download_images and len(inputs) >= POOL_THRESHOLD:
+    if jobs > 1 and not download_images:
         taken: set[str] = set()
-        written: dict[str, Article] = {}
+        first_of: dict[str, str] = {}  # copy_key → the first article's address
         for rendered, failed in parallel_map(_render_markdown, inputs, config, jobs):
             outcome.failed.extend(failed)
-            for article, text in rendered:
-                if _is_copy(article, written, config):
+            for one in rendered:
+                if _is_copy(one.key, one, first_of):
                     continue
-                write_output(out_dir / markdown_file_name(article, taken), text, outcome)
+                write_output(out_dir / unique_file_name(one.stem, taken), one.text, outcome)
             if tick:
                 tick()
         return outcome
     with Downloader(config.download) as downloader:
         read = iter_articles(_ticking(inputs, tick), config, outcome, downloader)
-        seen: dict[str, Article] = {}
-        articles = (article for article in read if not _is_copy(article, seen, config))
+        firsts: dict[str, str] = {}
+        articles = (a for a in read if not _is_copy(copy_key(a, config), a, firsts))
         pictures = downloader if download_images else None
         for path, text in markdown_files(articles, out_dir, pictures, outcome):
             write_output(path, text, outcome)
@@ -241,20 +271,76 @@ _T = TypeVar("_T")
 
 
 def parallel_map(
-    task: Callable[[str, Config], _T], inputs: list[str], config: Config, jobs: int
+    task: Callable[[str, Config], _T], inputs: Iterable[str], config: Config, jobs: int
 ) -> Iterator[_T]:
-    """`task(input, config)` for every input over `jobs` processes, results in input order."""
-    chunk = max(1, len(inputs) // (jobs * 8))  # big enough to amortize, small enough to balance
+    """`task(input, config)` for every input over `jobs` processes, results in input order.
+
+    Inputs go out in small batches, a few per worker ahead of the results taken, so
+    that an input iterable with a progress bar advances as the work does. Few inputs
+    are done here: starting workers would cost more than it saves.
+    """
+    items = iter(inputs)
+    first = list(itertools.islice(items, POOL_THRESHOLD))
+    if len(first) < POOL_THRESHOLD:
+        for item in first:
+            yield task(item, config)
+        return
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        yield from pool.map(task, inputs, [config] * len(inputs), chunksize=chunk)
+        pending: deque[Future[list[_T]]] = deque([pool.submit(_each, task, first, config)])
+        for batch in _batches(items, _BATCH):
+            pending.append(pool.submit(_each, task, batch, config))
+            if len(pending) > 2 * jobs:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
 
 
-def _render_markdown(source: str, config: Config) -> tuple[list[tuple[Article, str]], list[str]]:
-    """One input's articles with their Markdown (in a worker process), and what failed."""
+# Inputs per task sent to a worker: enough to amortize the round trip, few enough to
+# keep both workers busy to the end.
+_BATCH = 8
+
+
+def _batches(items: Iterator[str], size: int) -> Iterator[list[str]]:
+    while batch := list(itertools.islice(items, size)):
+        yield batch
+
+
+def _each(task: Callable[[str, Config], _T], items: list[str], config: Config) -> list[_T]:
+    return [task(item, config) for item in items]
+
+
+@dataclass(frozen=True, slots=True)
+class _Rendered:
+    """What a worker sends back for one article: only what the writing side needs."""
+
+    key: str
+    """`copy_key`: two articles with one key are one article."""
+    url: str
+    """The article's address (named when a copy is skipped)."""
+    title: str
+    """Its title, named instead of an empty address."""
+    stem: str
+    """The file name before it is made unique (`markdown_file_stem`)."""
+    text: str
+    """The whole Markdown file."""
+
+
+def _render_markdown(source: str, config: Config) -> tuple[list[_Rendered], list[str]]:
+    """One input's articles as Markdown (in a worker process), and what failed."""
     outcome = Outcome()
     with Downloader(config.download) as downloader:
         articles = list(iter_articles([source], config, outcome, downloader))
-    return [(article, render_markdown(article)) for article in articles], outcome.failed
+    rendered = [
+        _Rendered(
+            key=copy_key(article, config),
+            url=article.url,
+            title=article.title,
+            stem=markdown_file_stem(article),
+            text=render_markdown(article),
+        )
+        for article in articles
+    ]
+    return rendered, outcome.failed
 
 
 def copy_key(article: Article, config: Config) -> str:
@@ -270,13 +356,18 @@ def copy_key(article: Article, config: Config) -> str:
     return f"{host}{rest}"
 
 
-def _is_copy(article: Article, seen: dict[str, Article], config: Config) -> bool:
-    """True, with a warning, when an article with the same key was seen before."""
-    key = copy_key(article, config)
-    first = seen.setdefault(key, article)
-    if first is article:
+def _is_copy(key: str, article: Article | _Rendered, first_of: dict[str, str]) -> bool:
+    """True, with a warning, when an article with the same `copy_key` came before.
+
+    `first_of` maps each key to the first article's address (not to the article: at
+    10,000 articles, holding them all would cost hundreds of MB).
+    """
+    if key not in first_of:
+        first_of[key] = article.url
         return False
-    log.warning("%s: the same article as %s; written once", article.url or article.title, first.url)
+    log.warning(
+        "%s: the same article as %s; written once", article.url or article.title, first_of[key]
+    )
     return True
 
 
@@ -501,14 +592,19 @@ def open_archive(path: Path, config: Config) -> Archive:
 
 
 def ingest(
-    sources: Iterable[str], path: Path, config: Config, *, now: datetime | None = None
+    sources: Iterable[str],
+    path: Path,
+    config: Config,
+    *,
+    now: datetime | None = None,
+    jobs: int = 1,
 ) -> tuple[Outcome, IngestCounts]:
     """Read every source and store its articles in the archive, one transaction per source."""
     outcome = Outcome()
     now = now or datetime.now(UTC)
     totals = IngestCounts(new=0, updated=0, unchanged=0)
     with open_archive(path, config) as archive, Downloader(config.download) as downloader:
-        for source, read in iter_reads(sources, config, outcome, downloader):
+        for source, read in iter_reads(sources, config, outcome, downloader, jobs=jobs):
             warn_if_stale(source, read, config, now)
             counts = archive.ingest(read.articles, now=now)
             totals = IngestCounts(

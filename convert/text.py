@@ -66,12 +66,37 @@ def plain_text(text: str) -> str:
     return tidy_cjk_spacing(_SPACE_RUN.sub(" ", text)).strip()
 
 
+def has_text(text: str) -> bool:
+    """True when `plain_text(text)` would not be empty (without tidying all of it)."""
+    if not text.strip():
+        return False
+    return bool(_BIDI_CONTROLS.sub("", remove_invalid_xml_chars(text)).strip())
+
+
 # A white-space run between two CJK characters, or touching full-width punctuation,
 # is an artefact of line wrapping or of careless editing: Chinese puts no space there.
-_SPACE_AROUND_CJK_PUNCT = re.compile(
-    f"[{_HTML_SPACE}]+(?=[{CJK_PUNCTUATION}])|(?<=[{CJK_PUNCTUATION}])[{_HTML_SPACE}]+"
-)
-_NEWLINE_BETWEEN_CJK = re.compile(f"(?<=[{CJK}])[{_HTML_SPACE}]*\n[{_HTML_SPACE}]*(?=[{CJK}])")
+# The runs are found first and their neighbours checked after: a look-behind over a
+# large character class at every position of the text costs ten times as much.
+CJK_CHAR = re.compile(f"[{CJK}]")
+CJK_PUNCTUATION_CHAR = re.compile(f"[{CJK_PUNCTUATION}]")
+_SPACE_RUN_WITH_NEWLINE = re.compile(f"[{_HTML_SPACE.replace(chr(10), '')}]*\n[{_HTML_SPACE}]*")
+
+
+def between(match: re.Match[str], char: re.Pattern[str]) -> bool:
+    """True when the characters on both sides of `match` are of the class `char`."""
+    text, start, end = match.string, match.start(), match.end()
+    return (
+        start > 0
+        and end < len(text)
+        and bool(char.match(text, start - 1))
+        and bool(char.match(text, end))
+    )
+
+
+def touches(match: re.Match[str], char: re.Pattern[str]) -> bool:
+    """True when the character before or after `match` is of the class `char`."""
+    text, start, end = match.string, match.start(), match.end()
+    return bool(char.match(text, end)) or (start > 0 and bool(char.match(text, start - 1)))
 
 
 def tidy_cjk_spacing(text: str) -> str:
@@ -81,8 +106,11 @@ def tidy_cjk_spacing(text: str) -> str:
     two CJK characters (it came from wrapping the source); a plain space between
     two ideographs is kept, since a source may separate names with it.
     """
-    text = _NEWLINE_BETWEEN_CJK.sub("", text)
-    return _SPACE_AROUND_CJK_PUNCT.sub("", text)
+    if "\n" in text:
+        text = _SPACE_RUN_WITH_NEWLINE.sub(
+            lambda m: "" if between(m, CJK_CHAR) else m.group(), text
+        )
+    return _SPACE_RUN.sub(lambda m: "" if touches(m, CJK_PUNCTUATION_CHAR) else m.group(), text)
 
 
 def printable(text: str, *, keep_lines: bool = False) -> str:

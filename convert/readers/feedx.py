@@ -21,12 +21,18 @@ from lxml.html import HtmlElement
 
 from convert.config import Config, Rules
 from convert.errors import ConvertError
-from convert.fragments import MAX_DEPTH, close_open_comment, inner_html, parse_shallow, text_of
+from convert.fragments import (
+    MAX_DEPTH,
+    close_open_comment,
+    parse_shallow,
+    serialize_body,
+    text_of,
+)
 from convert.model import Article, Contributor, Image, Link
 from convert.readers.encoding import decode
 from convert.readers.language import detect_language
 from convert.readers.result import Read
-from convert.text import escape_url_characters, plain_text
+from convert.text import escape_url_characters, has_text, plain_text
 from convert.urls import canonical_url, host_of, is_web_url, stable_id
 
 log = logging.getLogger(__name__)
@@ -162,13 +168,14 @@ def article_from_html(
     footer = _take_footer(root)
     images = _normalize_body_figures(root)
 
-    body = inner_html(root)
-    body_text = plain_text(text_of(root))
-    if not body_text and not images and not lead_image and not allow_empty:
+    body = serialize_body(root)
+    raw_text = text_of(root)
+    if not has_text(raw_text) and not images and not lead_image and not allow_empty:
         raise ConvertError(where, "the article body has no text")
     title = plain_text(title)
     if not title:
         # A picture alone has no words: then the address, so that no title is empty.
+        body_text = plain_text(raw_text)
         title = body_text[:40] or url or "untitled"
         instead = "its first words" if body_text else "its address" if url else "'untitled'"
         log.warning("%s: the article has no title; using %s", where, instead)
@@ -186,11 +193,13 @@ def article_from_html(
     translator, contributors, credits, links = footer
     canonical = canonical_url(url, config.tracking_parameters) if url else ""
     return Article(
-        id=stable_id(canonical or title + body_text),
+        # Without an address, the text identifies the article (tidied: white space alone
+        # does not make another article).
+        id=stable_id(canonical or title + plain_text(raw_text)),
         title=title,
         url=url,
         canonical_url=canonical,
-        language=rules.site.language or detect_language(url, title + body_text),
+        language=rules.site.language or detect_language(url, title + raw_text),
         source_name=rules.source_name,
         source_host=host,
         body=body,
@@ -304,7 +313,7 @@ def _take_lead_figure(root: HtmlElement) -> Image | None:
             image = _image_from(img, caption, credit)
             element.drop_tree()
             return image
-        if element.tag == "p" and plain_text(text_of(element)):
+        if element.tag == "p" and has_text(text_of(element)):
             return None
     return None
 

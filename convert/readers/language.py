@@ -13,14 +13,16 @@ _URL_MARKERS = (
     (re.compile(r"/dual(/|$)", re.I), "zh-Hans"),
 )
 
-# Frequent characters that exist in only one of the two scripts (pairs in order).
-_SIMPLIFIED = set(
-    "这们说国会时个来对为与发经过还进后见门问间关东车长马鸟鱼书话语让认设讲证该请读谁论议"
+# Frequent characters that exist in only one of the two scripts (pairs in order),
+# counted by regular expression (a loop over 20,000 characters in Python is slow).
+_SIMPLIFIED = re.compile(
+    "[这们说国会时个来对为与发经过还进后见门问间关东车长马鸟鱼书话语让认设讲证该请读谁论议]"
 )
-_TRADITIONAL = set(
-    "這們說國會時個來對為與發經過還進後見門問間關東車長馬鳥魚書話語讓認設講證該請讀誰論議"
+_TRADITIONAL = re.compile(
+    "[這們說國會時個來對為與發經過還進後見門問間關東車長馬鳥魚書話語讓認設講證該請讀誰論議]"
 )
-_CJK = re.compile(f"[{CJK_LETTERS}]")
+# "At least 20 CJK letters", matched in C without listing every one of them.
+_TWENTY_CJK = re.compile(f"(?:[^{CJK_LETTERS}]*[{CJK_LETTERS}]){{20}}")
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 
@@ -30,10 +32,9 @@ def detect_language(url: str, text: str) -> str:
         if pattern.search(url):
             return tag
     sample = text[:20000]
-    cjk = len(_CJK.findall(sample))
-    if cjk >= 20:
-        simplified = sum(1 for ch in sample if ch in _SIMPLIFIED)
-        traditional = sum(1 for ch in sample if ch in _TRADITIONAL)
+    if _TWENTY_CJK.match(sample):
+        simplified = len(_SIMPLIFIED.findall(sample))
+        traditional = len(_TRADITIONAL.findall(sample))
         return "zh-Hant" if traditional > simplified else "zh-Hans"
     if len(_LATIN_WORD.findall(sample)) >= 20:
         return "en"

@@ -7,7 +7,7 @@ import logging
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from convert.config import Config, ImageProxy, Rules
-from convert.fragments import inner_html, parse_fragment
+from convert.fragments import parse_fragment, serialize_body
 from convert.model import Article, Image
 from convert.urls import is_web_url
 
@@ -60,7 +60,7 @@ def rewrite_mirrored_images(article: Article, rules: Rules) -> Article:
 
     lead = moved(article.lead_image) if article.lead_image else None
     images = tuple(m for m in (moved(image) for image in article.images) if m is not None)
-    return dataclasses.replace(article, body=inner_html(root), lead_image=lead, images=images)
+    return dataclasses.replace(article, body=serialize_body(root), lead_image=lead, images=images)
 
 
 def image_origin(url: str, config: Config) -> str:

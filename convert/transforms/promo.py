@@ -8,7 +8,7 @@ import re
 from lxml.html import HtmlElement
 
 from convert.config import Promo, Rules
-from convert.fragments import inner_html, parse_fragment, text_of
+from convert.fragments import parse_fragment, serialize_body, text_of
 from convert.model import Article
 from convert.urls import host_of
 
@@ -25,7 +25,7 @@ def strip_feedx_promo(article: Article, rules: Rules) -> Article:
     _drop_promo_links(root, promo)
     _drop_leading_stamp(root, re.compile(promo.leading_stamp))
     _trim_trailing_spacers(root)
-    return dataclasses.replace(article, body=inner_html(root))
+    return dataclasses.replace(article, body=serialize_body(root))
 
 
 def _is_promo_host(href: str, promo: Promo) -> bool:

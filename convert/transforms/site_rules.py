@@ -8,7 +8,7 @@ import re
 import lxml.html
 
 from convert.config import Rules
-from convert.fragments import inner_html, parse_fragment
+from convert.fragments import parse_fragment, serialize_body
 from convert.model import Article
 
 
@@ -40,4 +40,4 @@ def apply_site_rules(article: Article, rules: Rules) -> Article:
         for element in root.iter():
             for name in names.intersection(element.attrib):
                 del element.attrib[name]
-    return dataclasses.replace(article, body=inner_html(root))
+    return dataclasses.replace(article, body=serialize_body(root))

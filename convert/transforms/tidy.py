@@ -9,9 +9,9 @@ from lxml import etree
 from lxml.html import HtmlElement
 
 from convert.config import Rules
-from convert.fragments import inner_html, parse_fragment
+from convert.fragments import parse_fragment, serialize_body
 from convert.model import Article
-from convert.text import CJK, CJK_PUNCTUATION
+from convert.text import CJK_CHAR, CJK_PUNCTUATION_CHAR, between, touches
 
 _BLOCKS = frozenset(
     """
@@ -29,9 +29,10 @@ _EMPTY_REMOVABLE = frozenset(
 # space can be judged across inline tags, then split back into place.
 _JOINT = "\x00"
 _WS = f"[ \t\n\r\f{_JOINT}]*[ \t\n\r\f][ \t\n\r\f{_JOINT}]*"
-_AROUND_PUNCT = re.compile(f"(?<=[{CJK_PUNCTUATION}]){_WS}|{_WS}(?=[{CJK_PUNCTUATION}])")
-_NEWLINE_IN_CJK = re.compile(f"(?<=[{CJK}])[ \t\r\f{_JOINT}]*\n[ \t\n\r\f{_JOINT}]*(?=[{CJK}])")
+# Runs are found first and their neighbours checked after (see convert.text).
+_NEWLINE_RUN = re.compile(f"[ \t\r\f{_JOINT}]*\n[ \t\n\r\f{_JOINT}]*")
 _RUN = re.compile(_WS)
+_SPACE = re.compile("[ \t\n\r\f]")
 
 
 def tidy_body(article: Article, rules: Rules) -> Article:
@@ -40,11 +41,31 @@ def tidy_body(article: Article, rules: Rules) -> Article:
     _collapse_whitespace(root)
     _drop_edge_breaks(root)
     _drop_empty(root)
-    return dataclasses.replace(article, body=inner_html(root).strip())
+    _strip_edges(root)
+    return dataclasses.replace(article, body=serialize_body(root))
+
+
+def _strip_edges(root: HtmlElement) -> None:
+    """White space at the very start and end of the body goes (as `str.strip` would)."""
+    root.text = (root.text or "").lstrip() or None
+    if len(root):
+        root[-1].tail = (root[-1].tail or "").rstrip() or None
+    elif root.text:
+        root.text = root.text.rstrip()
 
 
 def _keep_joints(match: re.Match[str]) -> str:
     return _JOINT * match.group().count(_JOINT)
+
+
+def _newline_in_cjk(match: re.Match[str]) -> str:
+    """A line break between two CJK characters goes (it came from wrapping the source)."""
+    return _keep_joints(match) if between(match, CJK_CHAR) else match.group()
+
+
+def _around_punctuation(match: re.Match[str]) -> str:
+    """White space touching full-width punctuation goes."""
+    return _keep_joints(match) if touches(match, CJK_PUNCTUATION_CHAR) else match.group()
 
 
 def _one_space(match: re.Match[str]) -> str:
@@ -58,27 +79,31 @@ def _collapse_whitespace(root: HtmlElement) -> None:
     """HTML white-space collapsing, minus the spaces Chinese typography does not have."""
     slots: list[tuple[HtmlElement, str]] = []
     flows: list[list[tuple[HtmlElement, str]]] = [slots]
+    in_pre = 0  # how many <pre> are open: their white space is kept as it is
     for event, element in etree.iterwalk(root, events=("start", "end")):
-        if element.tag == "pre":
-            if event == "start":
-                flows.append(slots := [])
-            else:
-                flows.append(slots := [(element, "tail")])
+        tag = element.tag
+        if tag == "pre":
+            in_pre += 1 if event == "start" else -1
+            if not in_pre:
+                flows.append(slots := [(element, "tail")] if event == "end" else [])
             continue
-        if any(a.tag == "pre" for a in element.iterancestors()):
+        if in_pre:
             continue
-        if element.tag in _BLOCKS or element.tag == "br":
+        if tag in _BLOCKS or tag == "br":
             flows.append(slots := [])  # a block boundary ends the flow
         slots.append((element, "text" if event == "start" else "tail"))
     for flow in flows:
-        joined = _JOINT.join(getattr(el, slot) or "" for el, slot in flow)
-        if not joined.strip(_JOINT):
-            continue
-        joined = _NEWLINE_IN_CJK.sub(_keep_joints, joined)
-        joined = _AROUND_PUNCT.sub(_keep_joints, joined)
+        values = [getattr(el, slot) or "" for el, slot in flow]
+        joined = _JOINT.join(values)
+        if not _SPACE.search(joined):
+            continue  # nothing to collapse
+        if "\n" in joined:
+            joined = _NEWLINE_RUN.sub(_newline_in_cjk, joined)
+        joined = _RUN.sub(_around_punctuation, joined)
         joined = _RUN.sub(_one_space, joined)
-        for (element, slot), value in zip(flow, joined.split(_JOINT), strict=True):
-            setattr(element, slot, value or None)
+        for (element, slot), old, value in zip(flow, values, joined.split(_JOINT), strict=True):
+            if value != old:
+                setattr(element, slot, value or None)
 
 
 def _drop_edge_breaks(root: HtmlElement) -> None:
