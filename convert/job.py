@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -33,7 +34,9 @@ from convert.pipeline import (
     markdown_files,
     open_archive,
     render_epub,
+    replay_logs,
     warn_if_stale,
+    with_logs,
     write_feed,
     write_output,
 )
@@ -244,12 +247,14 @@ def _read_sources(
         # One task per input keeps the pool busy; results come back in task order.
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = [
-                pool.submit(read_inputs, [one], config.for_source(source), now)
+                pool.submit(with_logs, partial(read_inputs, [one], config.for_source(source), now))
                 for source, _row, one in tasks
             ]
             done = []
             for future in futures:
-                done.append(future.result())
+                reads, records = future.result()
+                replay_logs(records)
+                done.append(reads)
                 if step:
                     step()
     else:

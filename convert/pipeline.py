@@ -286,13 +286,21 @@ def parallel_map(
             yield task(item, config)
         return
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        pending: deque[Future[list[_T]]] = deque([pool.submit(_each, task, first, config)])
+        pending: deque[Future[tuple[list[_T], list[logging.LogRecord]]]] = deque(
+            [pool.submit(_each, task, first, config)]
+        )
         for batch in _batches(items, _BATCH):
             pending.append(pool.submit(_each, task, batch, config))
             if len(pending) > 2 * jobs:
-                yield from pending.popleft().result()
+                yield from _told(pending.popleft().result())
         while pending:
-            yield from pending.popleft().result()
+            yield from _told(pending.popleft().result())
+
+
+def _told(done: tuple[list[_T], list[logging.LogRecord]]) -> list[_T]:
+    results, records = done
+    replay_logs(records)
+    return results
 
 
 # Inputs per task sent to a worker: enough to amortize the round trip, few enough to
@@ -305,8 +313,49 @@ def _batches(items: Iterator[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
-def _each(task: Callable[[str, Config], _T], items: list[str], config: Config) -> list[_T]:
-    return [task(item, config) for item in items]
+def _each(
+    task: Callable[[str, Config], _T], items: list[str], config: Config
+) -> tuple[list[_T], list[logging.LogRecord]]:
+    return with_logs(lambda: [task(item, config) for item in items])
+
+
+def with_logs(work: Callable[[], _T]) -> tuple[_T, list[logging.LogRecord]]:
+    """`work()` in a worker process, with what it logged kept to be told by the parent.
+
+    A worker's own stderr is not the parent's when that was redirected, and its lines
+    would cut through the parent's progress bar; `replay_logs` tells them in order.
+    """
+    records: list[logging.LogRecord] = []
+    handler = _KeepRecords(records)
+    logger = logging.getLogger("convert")
+    saved = logger.handlers[:], logger.propagate
+    logger.handlers[:], logger.propagate = [handler], False
+    try:
+        return work(), records
+    finally:
+        logger.handlers[:], logger.propagate = saved
+
+
+def replay_logs(records: Iterable[logging.LogRecord]) -> None:
+    """Tell what a worker logged, through this process's handlers."""
+    for record in records:
+        logging.getLogger(record.name).handle(record)
+
+
+class _KeepRecords(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Formatted here: the arguments may not survive pickling back to the parent.
+        record.msg, record.args, record.exc_info, record.exc_text = (
+            record.getMessage(),
+            None,
+            None,
+            None,
+        )
+        self.records.append(record)
 
 
 @dataclass(frozen=True, slots=True)

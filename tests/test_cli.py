@@ -183,3 +183,28 @@ def test_parallel_markdown_matches_serial(tmp_path: Path) -> None:
     two = {p.name: p.read_bytes() for p in (tmp_path / "two").iterdir()}
     assert one == two
     assert len(one) == 19
+
+
+@pytest.mark.parametrize("command", ["markdown", "ingest"])
+def test_parallel_workers_messages_reach_the_parents_stderr(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Errors and warnings said in a worker are told by the parent, once each, in order."""
+    inputs = [str(p) for p in sorted((ROOT / "examples").glob("*.txt"))]
+    seed = ROOT / "examples" / "nyt-putin-harbin.txt"
+    copy = tmp_path / "copy-of-seed.txt"
+    copy.write_bytes(seed.read_bytes())
+    missing = str(tmp_path / "missing.txt")
+    inputs = [missing, *inputs, str(copy)]
+    assert len(inputs) >= 8  # enough for the worker pool
+    if command == "markdown":
+        args = ["markdown", *inputs, "-o", str(tmp_path / "md"), "--jobs", "2"]
+    else:
+        args = ["ingest", *inputs, "--archive", str(tmp_path / "a.sqlite"), "--jobs", "2"]
+    assert main(args) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines.count(f"error: {missing}: no such file") == 1
+    if command == "markdown":
+        copies = [line for line in lines if "the same article as" in line]
+        assert len(copies) == 1, lines
+        assert len(list((tmp_path / "md").glob("*.md"))) == len(inputs) - 2
