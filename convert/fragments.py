@@ -49,9 +49,16 @@ def parse_fragment(html: str) -> HtmlElement:
         root, _last.html, _last.root = _last.root, None, None
         return root
     html = remove_invalid_xml(html)
+    # As lxml.html.fragment_fromstring(create_parent="div"), but the container is made
+    # by our parser: a container of lxml's default parser would bring its class lookup.
+    root: HtmlElement = _PARSER.makeelement("div")
     if not html.strip():
-        return lxml.html.fragment_fromstring("<div></div>", parser=_PARSER)
-    return lxml.html.fragment_fromstring(html, create_parent="div", parser=_PARSER)
+        return root
+    elements = lxml.html.fragments_fromstring(html, parser=_PARSER)
+    if elements and isinstance(elements[0], str):
+        root.text = elements.pop(0)
+    root.extend(elements)
+    return root
 
 
 def inner_html(container: HtmlElement) -> str:

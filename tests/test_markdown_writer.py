@@ -101,7 +101,13 @@ def test_file_names_are_ascii_short_unique() -> None:
 
 def test_code_cannot_leak_html_out_of_its_span_or_fence() -> None:
     # Found by the property test: a block inside <code> split the span in two.
-    for body in ("<code>&lt;script&gt;<ul></ul>中</code>", "<pre>a ``` b\n&lt;script&gt;</pre>"):
+    # And a <pre> inside <b> came out as `**```…```**`, which is no fence.
+    for body in (
+        "<code>&lt;script&gt;<ul></ul>中</code>",
+        "<pre>a ``` b\n&lt;script&gt;</pre>",
+        "<b><pre>&lt;script&gt;</pre></b>",
+        "<p><em>前<pre>&lt;script&gt;</pre>后</em></p>",
+    ):
         tree = rendered(make_article(body))
         assert next(tree.iter("script"), None) is None
         assert "<script>" in tree.text_content()

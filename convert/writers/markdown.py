@@ -28,6 +28,7 @@ from convert.text import CJK, ascii_slug
 _Base: Any = MarkdownConverter
 _ConvertFn = Callable[[Any, Tag, str, set[str]], str]
 _HAS_CJK = re.compile(f"[{CJK}]")
+_FENCE_LINE = re.compile(r"(?:^|\n)[ \t]*(?:`{3,}|~{3,})")
 # Every character that markdownify's escape() (escape_misc, asterisks, underscores)
 # may put a backslash before, or that starts a sequence it escapes (`-`, `#`, `1.`).
 _ESCAPABLE = re.compile(r"[]\\&<`[>~=+|\-#.)*_]")
@@ -91,6 +92,10 @@ def _flanking_safe(convert: _ConvertFn) -> _ConvertFn:
 
     def implementation(self: Any, el: Tag, text: str, parent_tags: set[str]) -> str:
         stripped = text.strip()
+        if "\n\n" in stripped or _FENCE_LINE.search(stripped):
+            # A block inside (`<b><pre>`): markers around it would not make emphasis,
+            # and `**```` is no fence, so the code would come out as raw HTML.
+            return text
         head = ""
         while stripped and _is_punctuation(stripped[0]) and stripped[0] != "\\":
             head, stripped = head + stripped[0], stripped[1:]
