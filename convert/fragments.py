@@ -46,8 +46,8 @@ def parse_fragment(html: str) -> HtmlElement:
     the body's text, parse an article once between them.
     """
     if html is _last.html and _last.root is not None:
-        root, _last.html, _last.root = _last.root, None, None
-        return root
+        kept, _last.html, _last.root = _last.root, None, None
+        return kept
     html = remove_invalid_xml(html)
     # As lxml.html.fragment_fromstring(create_parent="div"), but the container is made
     # by our parser: a container of lxml's default parser would bring its class lookup.
