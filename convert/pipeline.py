@@ -530,9 +530,12 @@ def write_feed(
     fresh = [article for _source, read in reads for article in read.articles]
     old = _existing_items(job.out_path, config)
     limit = max_items or config.feed.max_items
-    articles = merge_items(fresh, old, limit, key=lambda article: copy_key(article, config))
-    written = {copy_key(article, config) for article in articles}
-    left_out = {k: a for a in fresh if (k := copy_key(a, config)) not in written}
+    # Each article's key is worked out once (it parses the URL), by the article's
+    # identity: every article here stays alive until the feed is written.
+    keys = {id(article): copy_key(article, config) for article in (*old, *fresh)}
+    articles = merge_items(fresh, old, limit, key=lambda article: keys[id(article)])
+    written = {keys[id(article)] for article in articles}
+    left_out = {k: a for a in fresh if (k := keys[id(a)]) not in written}
     if left_out:
         newest = max(item_date(article) for article in left_out.values())
         log.warning(

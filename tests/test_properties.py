@@ -12,6 +12,7 @@ from datetime import date
 
 import feedparser
 import lxml.html
+from conftest import make_article
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from lxml import etree
@@ -19,10 +20,13 @@ from markdown_it import MarkdownIt
 
 from convert.config import load_config
 from convert.errors import ConvertError
+from convert.fragments import parse_fragment, text_of
 from convert.model import Channel, Digest, Feed
 from convert.readers.feedx import read_feedx
+from convert.text import plain_text
 from convert.transforms import clean
 from convert.writers.epub import EpubOptions, write_epub
+from convert.writers.html import SUMMARY_LENGTH, article_summary
 from convert.writers.markdown import render_markdown
 from convert.writers.rss import write_atom, write_rss
 
@@ -197,3 +201,36 @@ def test_any_body_and_title_give_safe_outputs_or_our_error(body: str, title: str
             if name.endswith(".xhtml"):
                 root = etree.fromstring(archive.read(name))
                 assert not list(root.iter("{http://www.w3.org/1999/xhtml}script"))
+
+
+_SUMMARY_PIECES = ["中", "文", "，", "。", "“", " ", "  ", "\n", "\t", "\u3000", "\xa0"]
+_SUMMARY_PIECES += ["a", "b", "&amp;", "\x01", "\u202e", "&#0;", "．", "！"]
+_SUMMARY_TEXT = st.lists(st.sampled_from(_SUMMARY_PIECES), max_size=400).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["p", "li", "h2", "td", "div", "span"]), _SUMMARY_TEXT),
+        max_size=12,
+    )
+)
+def test_feed_summary_is_the_opening_of_the_whole_cleaned_text(
+    blocks: list[tuple[str, str]],
+) -> None:
+    """article_summary cleans only an opening of the text: it must equal the summary cut
+    from the whole text cleaned (plain_text must stay local for that)."""
+    body = "".join(f"<{tag}>{text}</{tag}>" for tag, text in blocks)
+    article = make_article(body, title="标题")
+    tree = parse_fragment(article.body)
+    whole = plain_text(" ".join(text_of(b) for b in tree.iter("p", "li", "h2", "h3", "h4", "td")))
+    expected = whole if len(whole) <= SUMMARY_LENGTH else whole[:SUMMARY_LENGTH].rstrip() + "…"
+    assert article_summary(article) == (expected or article.title)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_SUMMARY_TEXT, st.integers(min_value=0, max_value=400))
+def test_plain_text_of_an_opening_is_the_opening_of_plain_text(text: str, cut: int) -> None:
+    """What the summary relies on: cleaning is local, only the last character may differ."""
+    opening = plain_text(text[:cut])
+    assert plain_text(text).startswith(opening[:-1])
