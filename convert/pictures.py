@@ -14,6 +14,10 @@ The cache (a folder of its own) remembers, per URL, the hash of the bytes that
 were fetched, and per content hash and processing options the prepared picture,
 so a rebuild with a warm cache makes no request at all, and two URLs serving the
 same bytes share one prepared file. Failures are not cached: they are tried again.
+It also keeps each re-encoding made to fit a budget, and which one fitted a book,
+so that a rebuild re-encodes nothing either. The pictures returned from the cache
+hold no bytes, only where to read them (`Picture.data`), so that a book's thousands
+of pictures are never all in memory at once.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ import hashlib
 import io
 import json
 import logging
+import os
 import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +84,12 @@ _MB = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class Picture:
-    """One picture, ready to be embedded in a book."""
+    """One picture, ready to be embedded in a book.
+
+    A picture from the cache does not hold its bytes: `data` reads them from the
+    cache file when the book is written, so that a book of 2,000 pictures never has
+    them all in memory at once.
+    """
 
     url: str
     """The picture's web address, as the article names it."""
@@ -90,14 +100,34 @@ class Picture:
     media_type: str
     """`image/jpeg`, `image/png` or `image/gif`."""
 
-    data: bytes
-    """The encoded picture, without metadata."""
-
     width: int
     """Width in pixels."""
 
     height: int
     """Height in pixels."""
+
+    size: int
+    """Length of `data` in bytes."""
+
+    sha256: str = field(repr=False)
+    """The hex SHA-256 of `data` (`name` holds its first 16 digits)."""
+
+    source: bytes | str = field(repr=False, compare=False)
+    """The encoded picture itself, or the path of the cache file that holds it."""
+
+    @property
+    def data(self) -> bytes:
+        """The encoded picture, without metadata; read from the cache file when kept there.
+
+        ConvertError when that file no longer holds these bytes (the cache was changed
+        while the book was being built).
+        """
+        if isinstance(self.source, bytes):
+            return self.source
+        data = _read_bytes(self.source)
+        if data is None or hashlib.sha256(data).hexdigest() != self.sha256:
+            raise ConvertError(self.source, "the picture cache changed during the build; run again")
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,15 +178,27 @@ def fetch_pictures(
         )
         unique = unique[: options.max_count]
     cache = _Cache(cache_dir, options)
+
+    def from_cache(url: str) -> Picture | None:
+        recorded = cache.known(url)
+        if recorded is None or not _intact(recorded.source, recorded.sha256):
+            return None
+        return recorded.picture(url)
+
+    # In this thread: threads would read and hash in parallel, but the GIL handed back
+    # and forth between them for each small file costs more than that saves.
+    hits = {url: picture for url in unique if (picture := from_cache(url)) is not None}
     with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="picture") as pool:
-        found = pool.map(lambda url: _picture(url, downloader, cache, options), unique)
-        pictures = {url: p for url, p in zip(unique, found, strict=True) if p is not None}
+        missing = [url for url in unique if url not in hits]
+        found = pool.map(lambda url: _picture(url, downloader, cache, options), missing)
+        fetched = dict(zip(missing, found, strict=True))
+    pictures = {url: picture for url in unique if (picture := hits.get(url) or fetched[url])}
     log.info(
         "pictures: %d of %d ready (%d from the cache, %d downloaded)",
         len(pictures),
         len(unique),
-        cache.hits,
-        len(pictures) - cache.hits,
+        len(hits),
+        len(pictures) - len(hits),
     )
     return pictures
 
@@ -170,7 +212,8 @@ def shrink_to_budget(
     """Recompress (lower JPEG quality, then smaller sizes) until the pictures fit the budget.
 
     With `cache_dir` (the one given to `fetch_pictures`), each re-encoding is kept,
-    so that a rebuild of the same book re-encodes nothing.
+    so that a rebuild of the same book re-encodes nothing: it only reads the records
+    of the re-encodings to learn their sizes, and checks the bytes of those it keeps.
     """
     # A book holds each file once, however many URLs share it.
     files = {p.name: p for p in pictures.values()}
@@ -183,17 +226,26 @@ def shrink_to_budget(
     best: dict[str, Picture] = files
     best_step = (options.jpeg_quality, 1.0)
     cache = _Cache(cache_dir, options) if cache_dir is not None else None
+    plan = _plan_key(files.values(), budget_bytes, steps)
     with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="shrink") as pool:
-        for quality, scale in steps:
-            smaller = pool.map(
-                functools.partial(_reencode_cached, quality=quality, scale=scale, cache=cache),
-                files.values(),
-            )
-            attempt = dict(zip(files, smaller, strict=True))
+        # The same pictures and budget as a build before: try the step that fitted then
+        # first. Re-encoding is deterministic, so the steps before it still do not fit
+        # and the loop below would end there too, having looked up every step before.
+        remembered = cache.fitting_step(plan) if cache is not None else None
+        if remembered is not None and remembered in steps:
+            attempt = _shrink_all(files, *remembered, cache, pool)
+            if _total(attempt.values()) <= budget_bytes:
+                best, best_step = attempt, remembered
+        for quality, scale in steps if best is files else ():
+            attempt = _shrink_all(files, quality, scale, cache, pool)
             if _total(attempt.values()) < _total(best.values()):
                 best, best_step = attempt, (quality, scale)
             if _total(best.values()) <= budget_bytes:
+                if cache is not None:
+                    cache.remember_step(plan, best_step)
                 break
+        if cache is not None and best is not files:
+            best = _checked(files, best, best_step, cache, pool)
     after = _total(best.values())
     how = f"JPEG quality {best_step[0]}, {best_step[1]:.0%} size"
     if after <= budget_bytes:
@@ -221,21 +273,30 @@ def shrink_to_budget(
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """A prepared picture, before it is tied to a URL."""
+    """A prepared picture, before it is tied to a URL: its bytes, or the cache file of them."""
 
     media_type: str
-    data: bytes
     width: int
     height: int
+    size: int
+    sha256: str
+    source: bytes | str
+
+    @classmethod
+    def encoded(cls, media_type: str, data: bytes, width: int, height: int) -> _Prepared:
+        """A picture just encoded, held in memory."""
+        return cls(media_type, width, height, len(data), hashlib.sha256(data).hexdigest(), data)
 
     def picture(self, url: str) -> Picture:
         return Picture(
             url=url,
-            name=_name(self.data, self.media_type),
+            name=_name(self.sha256, self.media_type),
             media_type=self.media_type,
-            data=self.data,
             width=self.width,
             height=self.height,
+            size=self.size,
+            sha256=self.sha256,
+            source=self.source,
         )
 
 
@@ -246,13 +307,8 @@ class _Refused(Exception):
 def _picture(
     url: str, downloader: Downloader, cache: _Cache, options: PictureOptions
 ) -> Picture | None:
-    """The picture at `url`, from the cache or downloaded and prepared; None on failure."""
-    known = cache.content_of(url)
-    if known is not None:
-        prepared = cache.prepared(known)
-        if prepared is not None:
-            cache.hit()
-            return prepared.picture(url)
+    """The picture at `url`, downloaded and prepared (unless the cache has those bytes
+    prepared already); None on failure."""
     try:
         fetched = downloader.get(url)
     except ConvertError as error:
@@ -260,13 +316,13 @@ def _picture(
         return None
     content = hashlib.sha256(fetched.content).hexdigest()
     prepared = cache.prepared(content)
-    if prepared is None:
+    if prepared is None or not _intact(prepared.source, prepared.sha256):
         try:
             prepared = _prepare(fetched.content, options)
         except _Refused as error:
             log.warning("%s: %s", url, error)
             return None
-        cache.store(content, prepared)
+        prepared = cache.store(content, prepared)
     cache.remember(url, content)
     return prepared.picture(url)
 
@@ -449,41 +505,106 @@ def _encode(image: Image.Image, target: str, quality: int) -> _Prepared:
         image.save(buffer, "PNG", compress_level=9)
     else:
         image.save(buffer, "GIF")
-    return _Prepared(_MEDIA_TYPES[target], buffer.getvalue(), image.width, image.height)
+    return _Prepared.encoded(_MEDIA_TYPES[target], buffer.getvalue(), image.width, image.height)
 
 
-def _name(data: bytes, media_type: str) -> str:
-    return f"p-{hashlib.sha256(data).hexdigest()[:16]}{_ENDINGS[media_type]}"
+def _name(sha256: str, media_type: str) -> str:
+    return f"p-{sha256[:16]}{_ENDINGS[media_type]}"
+
+
+def _read_bytes(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _intact(source: bytes | str, sha256: str) -> bool:
+    """True when the picture's bytes are in memory, or its cache file still holds them."""
+    if isinstance(source, bytes):
+        return True
+    data = _read_bytes(source)
+    return data is not None and hashlib.sha256(data).hexdigest() == sha256
 
 
 # --- shrinking ------------------------------------------------------------------------
 
 
 def _total(pictures: Iterable[Picture]) -> int:
-    return sum(len(p.data) for p in pictures)
+    return sum(p.size for p in pictures)
 
 
-def _reencode_cached(picture: Picture, quality: int, scale: float, cache: _Cache | None) -> Picture:
-    """`_reencode`, remembered in the cache by the picture's bytes, quality and scale."""
+def _plan_key(files: Iterable[Picture], budget_bytes: int, steps: list[tuple[int, float]]) -> str:
+    """What decides the step that fits: the files, the budget and the steps tried."""
+    plan = [sorted(p.sha256 for p in files), budget_bytes, steps]
+    return hashlib.sha256(json.dumps(plan).encode()).hexdigest()
+
+
+def _shrink_all(
+    files: dict[str, Picture],
+    quality: int,
+    scale: float,
+    cache: _Cache | None,
+    pool: ThreadPoolExecutor,
+) -> dict[str, Picture]:
+    """Every file at `quality` and `scale`: the cache's record when it has one (bytes
+    unchecked: see `_checked`), else re-encoded in the pool."""
+    found = {
+        name: cache.shrunk(picture, quality, scale) if cache is not None else None
+        for name, picture in files.items()
+    }
+    missing = [name for name, smaller in found.items() if smaller is None]
+    made = pool.map(lambda name: _reencode_cached(files[name], quality, scale, cache), missing)
+    found.update(zip(missing, made, strict=True))
+    return {name: smaller for name, smaller in found.items() if smaller is not None}
+
+
+def _checked(
+    files: dict[str, Picture],
+    chosen: dict[str, Picture],
+    step: tuple[int, float],
+    cache: _Cache,
+    pool: ThreadPoolExecutor,
+) -> dict[str, Picture]:
+    """The chosen re-encodings, each checked against its record; a damaged one is made again."""
+    damaged = [name for name, p in chosen.items() if not _intact(p.source, p.sha256)]
+    remade = pool.map(lambda name: _reencode_cached(files[name], *step, cache, again=True), damaged)
+    return chosen | dict(zip(damaged, remade, strict=True))
+
+
+def _reencode_cached(
+    picture: Picture, quality: int, scale: float, cache: _Cache | None, *, again: bool = False
+) -> Picture:
+    """`_reencode`, remembered in the cache by the picture's bytes, quality and scale
+    (`again`: even when the cache has a record, a damaged one)."""
     if cache is None:
-        return _reencode(picture, quality, scale)
-    key = f"{hashlib.sha256(picture.data).hexdigest()}:shrunk:{quality}:{scale}"
-    known = cache.prepared(key)
+        return _reencode(picture, quality, scale).picture(picture.url)
+    known = None if again else cache.shrunk(picture, quality, scale)
     if known is not None:
-        return known.picture(picture.url)
+        return known
     smaller = _reencode(picture, quality, scale)
-    cache.store(key, _Prepared(smaller.media_type, smaller.data, smaller.width, smaller.height))
-    return smaller
+    return cache.store(_shrunk_key(picture, quality, scale), smaller).picture(picture.url)
 
 
-def _reencode(picture: Picture, quality: int, scale: float) -> Picture:
+def _shrunk_key(picture: Picture, quality: int, scale: float) -> str:
+    return f"{picture.sha256}:shrunk:{quality}:{scale}"
+
+
+def _reencode(picture: Picture, quality: int, scale: float) -> _Prepared:
     """The smallest of `picture` and its re-encodings at `quality` and `scale`."""
-    image: Image.Image = _open(picture.data)
+    data = picture.data
+    image: Image.Image = _open(data)
     image.load()
     if scale < 1.0:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         image = _resizable(image, False).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-    candidates = [_Prepared(picture.media_type, picture.data, picture.width, picture.height)]
+    # The original in memory: when it stays the smallest, the cache keeps a copy under
+    # this re-encoding's key, so that the next build knows without re-encoding.
+    original = _Prepared(
+        picture.media_type, picture.width, picture.height, picture.size, picture.sha256, data
+    )
+    candidates = [original]
     if picture.media_type == "image/gif":
         if scale < 1.0:
             candidates.append(_encode(image, "GIF", quality))
@@ -492,19 +613,27 @@ def _reencode(picture: Picture, quality: int, scale: float) -> Picture:
         if picture.media_type == "image/png" and scale < 1.0:
             candidates.append(_encode(image, "PNG", quality))
         candidates.append(_encode(image, "JPEG", quality))
-    smallest = min(candidates, key=lambda c: len(c.data))  # the first on ties: the original
-    return smallest.picture(picture.url)
+    return min(candidates, key=lambda c: c.size)  # the first on ties: the original
 
 
 # --- the cache ------------------------------------------------------------------------
 
 
 class _Cache:
-    """Per URL the hash of its bytes; per content hash and options the prepared picture."""
+    """Per URL the hash of its bytes; per content hash and options the prepared picture.
+
+    A prepared picture is two files: `<key>.bin`, its bytes, and `<key>.json`, its
+    record (media type, size in pixels, length and SHA-256 of the bytes). A lookup
+    reads only the record and the length of the bytes file; the bytes are read and
+    checked against the record (`_intact`) when the picture is kept, and again when
+    it is written into a book (`Picture.data`).
+    """
 
     def __init__(self, folder: Path, options: PictureOptions) -> None:
-        self.urls = folder / "urls"
-        self.pictures = folder / "prepared"
+        # Plain strings: a few thousand lookups per book, and pathlib's joins add up.
+        self.urls = os.path.join(folder, "urls")
+        self.pictures = os.path.join(folder, "prepared")
+        self.plans = os.path.join(folder, "plans")  # the shrinking step that fitted a book
         # The processing options and Pillow's version decide the prepared bytes.
         variant = [
             _CACHE_VERSION,
@@ -515,20 +644,16 @@ class _Cache:
             options.jpeg_quality,
         ]
         self.variant = hashlib.sha256(json.dumps(variant).encode()).hexdigest()[:16]
-        self.hits = 0
         self._lock = threading.Lock()
         self._warned = False
 
-    def hit(self) -> None:
-        with self._lock:
-            self.hits += 1
+    def _url_path(self, url: str) -> str:
+        name = hashlib.sha256(url.encode("utf-8")).hexdigest()
+        return os.path.join(self.urls, f"{name}.json")
 
-    def _url_path(self, url: str) -> Path:
-        return self.urls / f"{hashlib.sha256(url.encode('utf-8')).hexdigest()}.json"
-
-    def _picture_paths(self, content: str) -> tuple[Path, Path]:
+    def _picture_paths(self, content: str) -> tuple[str, str]:
         key = hashlib.sha256(f"{content}:{self.variant}".encode()).hexdigest()
-        return self.pictures / f"{key}.bin", self.pictures / f"{key}.json"
+        return os.path.join(self.pictures, f"{key}.bin"), os.path.join(self.pictures, f"{key}.json")
 
     def content_of(self, url: str) -> str | None:
         """The hash of the bytes last fetched from `url`, if remembered."""
@@ -540,55 +665,96 @@ class _Cache:
             return None
         return content
 
+    def known(self, url: str) -> _Prepared | None:
+        """The prepared picture of what `url` served last, if recorded (bytes unchecked)."""
+        content = self.content_of(url)
+        return self.prepared(content) if content is not None else None
+
+    def shrunk(self, picture: Picture, quality: int, scale: float) -> Picture | None:
+        """A re-encoding of `picture` made before, if recorded (bytes unchecked)."""
+        prepared = self.prepared(_shrunk_key(picture, quality, scale))
+        return prepared.picture(picture.url) if prepared is not None else None
+
     def prepared(self, content: str) -> _Prepared | None:
-        """The prepared picture of those bytes, unless missing or damaged."""
+        """The prepared picture of those bytes, unless its record is missing or damaged or
+        its bytes file is missing or of another length. The bytes themselves are not read:
+        `_intact` checks them."""
         data_path, meta_path = self._picture_paths(content)
         meta = _read_json(meta_path)
         if meta is None:
             return None
         try:
-            data = data_path.read_bytes()
+            length = os.stat(data_path).st_size
         except OSError:
             return None
         media_type, width, height = meta.get("media_type"), meta.get("width"), meta.get("height")
+        sha256, size = meta.get("sha256"), meta.get("size", length)  # older records have no size
         if (
             media_type not in _ENDINGS
             or not isinstance(width, int)
             or not isinstance(height, int)
-            or meta.get("sha256") != hashlib.sha256(data).hexdigest()
+            or not (isinstance(sha256, str) and len(sha256) == 64)
+            or size != length
         ):
             return None
-        return _Prepared(str(media_type), data, width, height)
+        return _Prepared(str(media_type), width, height, length, sha256, data_path)
 
-    def store(self, content: str, prepared: _Prepared) -> None:
+    def store(self, content: str, prepared: _Prepared) -> _Prepared:
+        """Keep `prepared` under `content`; what to use from now on: the same picture read
+        from the cache file (its bytes are let go), or in memory when it could not be written."""
+        if not isinstance(prepared.source, bytes):
+            return prepared  # read from the cache already
         data_path, meta_path = self._picture_paths(content)
         meta = {
             "media_type": prepared.media_type,
             "width": prepared.width,
             "height": prepared.height,
-            "sha256": hashlib.sha256(prepared.data).hexdigest(),
+            "sha256": prepared.sha256,
+            "size": prepared.size,
         }
         # The record last: a picture file without its record is never read.
-        self._write(data_path, prepared.data)
-        self._write(meta_path, json.dumps(meta))
+        if self._write(data_path, prepared.source) and self._write(meta_path, json.dumps(meta)):
+            return replace(prepared, source=data_path)
+        return prepared
+
+    def fitting_step(self, plan: str) -> tuple[int, float] | None:
+        """The (quality, scale) that fitted this plan's pictures to its budget last time."""
+        record = _read_json(os.path.join(self.plans, f"{plan}-{self.variant}.json"))
+        if record is None:
+            return None
+        quality, scale = record.get("quality"), record.get("scale")
+        if not isinstance(quality, int) or not isinstance(scale, float):
+            return None
+        return quality, scale
+
+    def remember_step(self, plan: str, step: tuple[int, float]) -> None:
+        record = {"quality": step[0], "scale": step[1]}
+        self._write(os.path.join(self.plans, f"{plan}-{self.variant}.json"), json.dumps(record))
 
     def remember(self, url: str, content: str) -> None:
         self._write(self._url_path(url), json.dumps({"url": url, "content": content}))
 
-    def _write(self, path: Path, data: bytes | str) -> None:
+    def _write(self, path: str, data: bytes | str) -> bool:
         try:
-            write_atomic(path, data)
+            write_atomic(Path(path), data)
         except OSError as error:
             # A read-only or full cache costs downloads next time, not this book.
             with self._lock:
                 warned, self._warned = self._warned, True
             if not warned:
-                log.warning("%s: cannot write the picture cache: %s", path.parent, error.strerror)
+                log.warning(
+                    "%s: cannot write the picture cache: %s",
+                    os.path.dirname(path),
+                    error.strerror,
+                )
+            return False
+        return True
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _read_json(path: str) -> dict[str, Any] | None:
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as handle:
+            value = json.loads(handle.read())
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None

@@ -692,6 +692,9 @@ class EpubJob:
     pictures: bool = True
     """Fetch and embed pictures; False leaves each as a link to the original."""
 
+    jobs: int = 1
+    """Worker processes that read and clean the inputs (see `iter_reads`)."""
+
 
 def build_epub(job: EpubJob, config: Config, *, now: datetime | None = None) -> Outcome:
     """Collect the period's stories, fetch their pictures, and write the digest."""
@@ -710,7 +713,7 @@ def render_epub(
     settings = config.epub
     with Downloader(config.download) as downloader:
         if job.inputs:
-            articles = list(iter_articles(job.inputs, config, outcome, downloader))
+            articles = list(iter_articles(job.inputs, config, outcome, downloader, jobs=job.jobs))
             articles = one_per_story(articles, settings.language, config)
         else:
             path = archive_path(config, job.archive)
@@ -809,6 +812,6 @@ def _digest_pictures(
     pictures = fetch_pictures(urls, downloader, cache / "pictures", options)
     # Text, styles and the cover are small beside the pictures; keep 2 MB for them.
     room = int(settings.budget_mb * 1_000_000) - 2_000_000
-    if sum(len(p.data) for p in pictures.values()) > room:
+    if sum(p.size for p in pictures.values()) > room:
         pictures = shrink_to_budget(pictures, room, options, cache / "pictures")
     return pictures

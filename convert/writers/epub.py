@@ -3,33 +3,41 @@
 Pages come from the Jinja2 templates in `templates/epub/`. Every file name in the
 book is generated (counters, content hashes), never taken from a title or URL.
 Pictures are embedded from what the pipeline fetched; a picture it could not
-fetch becomes a link to the original beside its caption. The zip is rewritten
-with fixed timestamps, so that the same digest gives the same bytes.
+fetch becomes a link to the original beside its caption. The zip is written by
+`_ReproducibleZip`, in one pass with fixed timestamps, so that the same digest
+gives the same bytes; pages are made, and pictures read from the cache, only as
+the zip is written, one at a time.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import io
+import os
 import uuid
 import zipfile
+from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from itertools import groupby
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from ebooklib import epub
+from ebooklib.utils import parse_html_string, parse_string
+from lxml import etree
 
-from convert.fragments import inner_html, parse_fragment
 from convert.model import Article, Digest, Image
 from convert.pictures import Picture
 from convert.resources import resource_path
+from convert.text import remove_invalid_xml
 from convert.writers.cover import render_cover
 from convert.writers.html import templates
 
-# Fixed zip entry time (the zip format's own epoch): rebuilds are byte-identical.
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _WEEKDAYS = {
     "zh": "一二三四五六日",
     "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
@@ -101,20 +109,37 @@ def _day_of(article: Article) -> date:
     return moment.date()
 
 
+@functools.cache
+def _parsed(template: bytes | str) -> Any:
+    """ebooklib's page template, parsed once: a copy of the tree is 5 times faster."""
+    return parse_string(template)
+
+
+@functools.cache
+def _template(name: str) -> jinja2.Template:
+    # Looked up once: `get_template` checks the file's modification time on every call.
+    return templates().get_template(name)
+
+
 def _figure_html(image: Image, pictures: Mapping[str, Picture], labels: dict[str, str]) -> str:
     """The lead picture as a figure: embedded, or a link to the original."""
-    return (
-        templates()
-        .get_template("epub/figure.xhtml.j2")
-        .render(image=image, picture=pictures.get(image.url), labels=labels)
+    return _template("epub/figure.xhtml.j2").render(
+        image=image, picture=pictures.get(image.url), labels=labels
     )
 
 
-def _local_body(body: str, pictures: Mapping[str, Picture], labels: dict[str, str]) -> str:
-    """The body with pictures pointing into the book; a missing one becomes a link."""
-    root = parse_fragment(body)
+def _localize_pictures(
+    root: Any, pictures: Mapping[str, Picture], labels: dict[str, str], local: frozenset[str]
+) -> None:
+    """Pictures under `root` pointed into the book; a missing one becomes a link.
+
+    `local` are the `src` of the book's own pictures (`images/<name>`, as the lead
+    figure has them already); every other `src` is a URL the article names.
+    """
     for img in list(root.iter("img")):
         url = img.get("src") or ""
+        if url in local:
+            continue
         picture = pictures.get(url)
         if picture is not None:
             img.set("src", f"images/{picture.name}")
@@ -123,13 +148,129 @@ def _local_body(body: str, pictures: Mapping[str, Picture], labels: dict[str, st
         link.text = labels["picture"]
         link.tail = img.tail
         img.getparent().replace(img, link)
-    return inner_html(root)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pictures:
+    """What a chapter needs to point its pictures into the book."""
+
+    by_url: Mapping[str, Picture]
+    labels: dict[str, str]
+    local: frozenset[str]
+    """`images/<name>` of every picture in the book."""
+
+
+class _Chapter(epub.EpubHtml):  # type: ignore[misc]  # ebooklib has no types
+    """One article's page, made when the book's zip is written, its pictures pointed into
+    the book as it is laid out.
+
+    ebooklib parses every page's HTML to lay it out as XHTML; the pictures are set on
+    that same tree, so that the article's body is parsed once, not twice. The page is
+    rendered only then, so that it is made while the page before is compressed.
+    `get_content` and `get_body_content` are ebooklib's (0.20) with that step added.
+    """
+
+    def __init__(self, number: int, article: Article, pictures: _Pictures) -> None:
+        super().__init__(
+            uid=f"a{number:04d}",
+            file_name=f"a{number:04d}.xhtml",
+            title=article.title,
+            lang=article.language,
+        )
+        self.article = article
+        self.pictures = pictures
+
+    def page(self) -> str:
+        """The article's page, as the template makes it (pictures still at their URLs)."""
+        article, labels = self.article, self.pictures.labels
+        published = article.published
+        lead = article.lead_image
+        return _template("epub/chapter.xhtml.j2").render(
+            article=article,
+            cjk=article.language.startswith("zh"),
+            published=_time_text(published, article.language) if published else "",
+            published_iso=published.isoformat() if published else "",
+            lead=_figure_html(lead, self.pictures.by_url, labels) if lead else "",
+            # What XML cannot carry would make the page unparseable (cleaning removed it).
+            body=remove_invalid_xml(article.body),
+            english=[k for k in article.links if k.rel == "alternate" and k.language == "en"],
+            labels=labels,
+        )
+
+    def _parsed_body(self) -> Any | None:
+        """The page's `<body>`, parsed as ebooklib parses it, its pictures in the book."""
+        try:
+            html_tree = parse_html_string(self.page())
+        except Exception:  # as ebooklib: a page it cannot parse is left empty
+            return None
+        body = html_tree.find("body")
+        if body is not None:
+            pictures = self.pictures
+            _localize_pictures(body, pictures.by_url, pictures.labels, pictures.local)
+        return body
+
+    def get_content(self, default: bytes | None = None) -> bytes:
+        tree = copy.deepcopy(_parsed(self.book.get_template(self._template_name)))
+        tree_root = tree.getroot()
+        language = self.lang or self.book.language
+        tree_root.set("lang", language)
+        tree_root.attrib[f"{{{epub.NAMESPACES['XML']}}}lang"] = language
+        source = self._parsed_body()
+        if source is None:
+            return b""
+        head = etree.SubElement(tree_root, "head")
+        for meta in self.metas:
+            etree.SubElement(head, "meta", meta)
+        if self.title != "":
+            etree.SubElement(head, "title").text = self.title
+        for link in self.links:
+            etree.SubElement(head, "link", link)
+        body = etree.SubElement(tree_root, "body")
+        if self.direction:
+            body.set("dir", self.direction)
+            tree_root.set("dir", self.direction)
+        for child in source.getchildren():
+            body.append(child)
+        page = etree.tostring(tree, pretty_print=True, encoding="utf-8", xml_declaration=True)
+        return bytes(page)
+
+    def get_body_content(self) -> bytes:
+        # Only ebooklib's page list asks (see `write_epub`).
+        body = self._parsed_body()
+        if body is None or len(body) == 0:
+            return b""
+        text = bytes(etree.tostring(body, pretty_print=True, encoding="utf-8"))
+        if text.startswith(b"<body>"):
+            return text[6 : text.rindex(b"</body>")]
+        return text
 
 
 def write_epub(digest: Digest, pictures: Mapping[str, Picture], options: EpubOptions) -> bytes:
     """The digest as EPUB 3 bytes."""
     if not digest.articles:
         raise ValueError("a digest needs at least one article")
+    out = io.BytesIO()
+    # A few threads do what lets go of the GIL: drawing the cover (Pillow) while the
+    # book is laid out, then the work of each zip entry (see `_ReproducibleZip`).
+    with ThreadPoolExecutor(max_workers=_zip_workers(), thread_name_prefix="epub") as pool:
+        cover = pool.submit(render_cover, digest, options.font_path)
+        book = _book(digest, pictures, options, cover)
+        modified = digest.modified.astimezone(UTC).replace(tzinfo=None)
+        # ebooklib's page list parses every chapter again to look for page breaks
+        # (`epub:type` attributes), which only an article's body could bring (cleaning
+        # removes them): not asked for when no body has the text.
+        pages = any("epub:type" in article.body for article in digest.articles)
+        settings = {"mtime": modified, "epub3_pages": pages}
+        writer = _Writer(_ReproducibleZip(out, pool), book, settings)
+        writer.process()
+        writer.write()
+    return out.getvalue()
+
+
+def _book(
+    digest: Digest, pictures: Mapping[str, Picture], options: EpubOptions, cover: Future[bytes]
+) -> epub.EpubBook:
+    """The book's items, metadata, contents and spine; pages and pictures are read later."""
     labels = labels_for(digest.language)
     book = epub.EpubBook()
     book.set_identifier(digest.identifier)
@@ -138,34 +279,27 @@ def write_epub(digest: Digest, pictures: Mapping[str, Picture], options: EpubOpt
     _add_people(book, digest.articles)
     book.add_metadata("DC", "date", digest.end.isoformat())
     book.add_metadata("DC", "publisher", digest.name)
-    book.set_cover("cover.jpg", render_cover(digest, options.font_path), create_page=True)
+    # The cover's bytes once drawn: `_ReproducibleZip` waits for them.
+    book.set_cover("cover.jpg", cover, create_page=True)
 
     styles = [_stylesheet(book, "style.css")]
     if options.vertical:
         styles.append(_stylesheet(book, "vertical.css"))
         book.set_direction("rtl")
     for picture in sorted({p.name: p for p in pictures.values()}.values(), key=lambda p: p.name):
-        book.add_item(
-            epub.EpubImage(
-                uid=f"img-{picture.name.split('.')[0]}",
-                file_name=f"images/{picture.name}",
-                media_type=picture.media_type,
-                content=picture.data,
-            )
-        )
+        book.add_item(_BookImage(picture))
 
+    shared = _Pictures(pictures, labels, frozenset(f"images/{p.name}" for p in pictures.values()))
     chapters = [
-        _chapter(book, number, article, pictures, labels, styles)
+        _chapter(book, _Chapter(number, article, shared), styles)
         for number, article in enumerate(digest.articles, 1)
     ]
     days = _outline(digest, chapters)
     contents = epub.EpubHtml(
         uid="contents", file_name="contents.xhtml", title=labels["contents"], lang=digest.language
     )
-    contents.content = (
-        templates()
-        .get_template("epub/contents.xhtml.j2")
-        .render(digest=digest, days=days, labels=labels)
+    contents.content = _template("epub/contents.xhtml.j2").render(
+        digest=digest, days=days, labels=labels
     )
     for style in styles:
         contents.add_item(style)
@@ -196,10 +330,12 @@ def write_epub(digest: Digest, pictures: Mapping[str, Picture], options: EpubOpt
         {"type": "cover", "href": "cover.xhtml", "title": "Cover"},
         {"type": "toc", "href": "contents.xhtml", "title": labels["contents"]},
     ]
-    out = io.BytesIO()
-    modified = digest.modified.astimezone(UTC).replace(tzinfo=None)
-    epub.write_epub(out, book, {"mtime": modified, "raise_exceptions": True})
-    return _reproducible(out.getvalue())
+    return book
+
+
+def _zip_workers() -> int:
+    """Threads that draw the cover and write the book's entries: the cores, a few at most."""
+    return min(4, os.cpu_count() or 1)
 
 
 def _stylesheet(book: epub.EpubBook, name: str) -> Any:
@@ -213,35 +349,7 @@ def _stylesheet(book: epub.EpubBook, name: str) -> Any:
     return style
 
 
-def _chapter(
-    book: epub.EpubBook,
-    number: int,
-    article: Article,
-    pictures: Mapping[str, Picture],
-    labels: dict[str, str],
-    styles: list[Any],
-) -> Any:
-    published = article.published
-    chapter = epub.EpubHtml(
-        uid=f"a{number:04d}",
-        file_name=f"a{number:04d}.xhtml",
-        title=article.title,
-        lang=article.language,
-    )
-    chapter.content = (
-        templates()
-        .get_template("epub/chapter.xhtml.j2")
-        .render(
-            article=article,
-            cjk=article.language.startswith("zh"),
-            published=_time_text(published, article.language) if published else "",
-            published_iso=published.isoformat() if published else "",
-            lead=_figure_html(article.lead_image, pictures, labels) if article.lead_image else "",
-            body=_local_body(article.body, pictures, labels),
-            english=[k for k in article.links if k.rel == "alternate" and k.language == "en"],
-            labels=labels,
-        )
-    )
+def _chapter(book: epub.EpubBook, chapter: _Chapter, styles: list[Any]) -> _Chapter:
     for style in styles:
         chapter.add_item(style)
     book.add_item(chapter)
@@ -289,16 +397,91 @@ def _add_people(book: epub.EpubBook, articles: tuple[Article, ...]) -> None:
         )
 
 
-def _reproducible(data: bytes) -> bytes:
-    """The same zip with fixed entry times: `mimetype` first and stored, text deflated."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
-        for entry in source.infolist():
-            info = zipfile.ZipInfo(entry.filename, date_time=_ZIP_TIME)
-            info.external_attr = 0o644 << 16
-            # mimetype must be stored; pictures are compressed already, deflating them
-            # again costs time for a fraction of a percent.
-            stored = entry.filename == "mimetype" or entry.filename.startswith("EPUB/images/")
-            info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
-            target.writestr(info, source.read(entry.filename), compresslevel=None if stored else 9)
-    return out.getvalue()
+class _BookImage(epub.EpubImage):  # type: ignore[misc]  # ebooklib has no types
+    """A picture whose bytes are read only when the book's zip is written, one at a time.
+
+    `get_content` hands ebooklib's writer the `Picture` itself, not its bytes:
+    `_ReproducibleZip` reads them in one of its threads.
+    """
+
+    def __init__(self, picture: Picture) -> None:
+        super().__init__(
+            uid=f"img-{picture.name.split('.')[0]}",
+            file_name=f"images/{picture.name}",
+            media_type=picture.media_type,
+        )
+        self.picture = picture
+
+    def get_content(self, default: bytes | None = None) -> Picture:
+        return self.picture
+
+
+class _Writer(epub.EpubWriter):  # type: ignore[misc]
+    """ebooklib's writer, writing each entry straight into our `_ReproducibleZip`:
+    one pass, no second copy of the book to rewrite."""
+
+    def __init__(self, out: _ReproducibleZip, book: epub.EpubBook, options: dict[str, Any]):
+        super().__init__("", book, options)
+        self.zip = out
+
+    def write(self) -> None:
+        # What ebooklib's `write` does, in its order, but into our zip.
+        self.out = self.zip
+        self.out.writestr("mimetype", "application/epub+zip")
+        self._write_container()
+        self._write_opf()
+        self._write_items()
+        self.out.close()
+
+
+# Fixed zip entry time (the zip format's own epoch): rebuilds are byte-identical.
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_AHEAD = 16  # entries being prepared at a time, at most
+
+
+# What an entry is made of: text or bytes, a picture still in the cache, or the cover
+# still being drawn.
+_Data = bytes | str | Picture | Future[bytes]
+
+
+def _bytes_of(data: _Data) -> bytes:
+    """An entry's bytes: the cover once drawn, a picture read from the cache and checked."""
+    if isinstance(data, Future):
+        return data.result()  # the cover, submitted to the pool before any entry
+    if isinstance(data, Picture):
+        return data.data  # read and hashed in a pool thread, outside the GIL
+    return data.encode("utf-8") if isinstance(data, str) else data
+
+
+class _ReproducibleZip:
+    """The book's zip (Python's zipfile), written in one pass with fixed entry times and
+    permissions, so that the same digest gives the same bytes on any machine.
+
+    `mimetype` comes first and is stored (the EPUB rule); pictures are stored too
+    (compressed already: deflating them again costs time for a fraction of a percent);
+    text is deflated. What ebooklib's writer calls is `writestr` and `close`. Reading
+    pictures from the cache is done ahead in `pool`'s threads, in order.
+    """
+
+    def __init__(self, out: io.BytesIO, pool: ThreadPoolExecutor) -> None:
+        self.zip = zipfile.ZipFile(out, "w")
+        self.pool = pool
+        self.pending: deque[tuple[str, Future[bytes]]] = deque()
+
+    def writestr(self, name: str, data: _Data, compress_type: int | None = None) -> None:
+        self.pending.append((name, self.pool.submit(_bytes_of, data)))
+        while self.pending and (len(self.pending) > _AHEAD or self.pending[0][1].done()):
+            self._put(*self.pending.popleft())
+
+    def close(self) -> None:
+        """Write what is pending, then the central directory."""
+        while self.pending:
+            self._put(*self.pending.popleft())
+        self.zip.close()
+
+    def _put(self, name: str, data: Future[bytes]) -> None:
+        info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+        info.external_attr = 0o644 << 16
+        stored = name == "mimetype" or name.startswith("EPUB/images/")
+        info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+        self.zip.writestr(info, data.result(), compresslevel=None if stored else 9)
