@@ -184,6 +184,7 @@ def markdown(
 )
 @click.option("--self-url", default="", help="Where the feed will be published.")
 @click.option("--title", default="", help="The feed's title (default: the first source's).")
+@_jobs_option("reading and cleaning")
 @click.pass_context
 def feed(
     ctx: click.Context,
@@ -192,6 +193,7 @@ def feed(
     fmt: str | None,
     self_url: str,
     title: str,
+    jobs: int | None,
 ) -> int:
     """Republish feeds, feedx articles or HTML pages as one cleaned feed.
 
@@ -208,6 +210,7 @@ def feed(
         format=fmt or _format_from_ending(out_path),
         self_url=self_url,
         title=title,
+        jobs=_jobs(jobs),
     )
     outcome = pipeline.publish_feed(_progress(sources, "Reading"), job, config)
     if outcome.written:
@@ -294,6 +297,7 @@ def _day(value: str | None) -> date | None:
     "--vertical/--horizontal", default=None, help="Vertical writing (config: epub.vertical)."
 )
 @click.option("--grayscale/--color", default=None, help="Gray pictures (config: epub.grayscale).")
+@_jobs_option("reading and cleaning INPUT files")
 @click.pass_context
 def epub(
     ctx: click.Context,
@@ -305,6 +309,7 @@ def epub(
     out_path: Path,
     vertical: bool | None,
     grayscale: bool | None,
+    jobs: int | None,
 ) -> int:
     """Build an EPUB digest: a week from the archive, or the given INPUT files.
 
@@ -337,6 +342,7 @@ def epub(
         archive=archive,
         vertical=vertical,
         grayscale=grayscale,
+        jobs=_jobs(jobs),
     )
     outcome = pipeline.build_epub(job, config)
     if outcome.written or outcome.unchanged:

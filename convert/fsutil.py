@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 from convert.errors import ConvertError
 
@@ -21,9 +23,25 @@ _TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
 _swept: set[tuple[int, str]] = set()  # (process, folder): each folder once per process
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write `data` to a temporary file beside `path`, then move it into place."""
+def write_atomic(path: Path, data: bytes | str, batch: FileBatch | None = None) -> None:
+    """Write `data` to a temporary file beside `path`, then move it into place.
+
+    With `batch`, the move waits for the batch's commit (one flush for many files).
+    """
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    tmp = _write_temp(path, payload, sync=batch is None)
+    if batch is not None:
+        batch.add(tmp, path)
+        return
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_temp(path: Path, payload: bytes, *, sync: bool) -> str:
+    """A temporary file beside `path` holding `payload` (on disk when `sync`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep_stale_temps(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -33,11 +51,89 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+            if sync:
+                os.fsync(handle.fileno())
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return tmp
+
+
+class FileBatch:
+    """Many files written atomically with one flush to disk instead of one per file.
+
+    Each file is written to its temporary name at once; `commit` flushes the file
+    system once (syncfs), then moves every file into place. A file is thus only ever
+    seen whole, as with `write_atomic`, and is on disk before it is seen; a thousand
+    small files no longer wait for a thousand flushes. As a context manager, what was
+    not committed when it ends (an error) is thrown away.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, Path]] = []
+
+    def add(self, tmp: str, path: Path) -> None:
+        """Move `tmp` to `path` at the next commit."""
+        self._pending.append((tmp, path))
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def commit(self) -> list[tuple[Path, OSError]]:
+        """Flush the written files to disk, then move each into place.
+
+        Returns the files that could not be moved, with why; their temporary files
+        are gone, the other files are in place.
+        """
+        pending, self._pending = self._pending, []
+        if not pending:
+            return []
+        failed: list[tuple[Path, OSError]] = []
+        try:
+            _flush_file_system(pending[0][0])
+        except OSError as error:
+            failed = [(path, error) for _tmp, path in pending]
+        for tmp, path in pending if not failed else ():
+            try:
+                os.replace(tmp, path)
+            except OSError as error:
+                failed.append((path, error))
+        for tmp, _path in pending if failed else ():
+            Path(tmp).unlink(missing_ok=True)
+        return failed
+
+    def discard(self) -> None:
+        """Throw the files not yet committed away."""
+        for tmp, _path in self._pending:
+            Path(tmp).unlink(missing_ok=True)
+        self._pending = []
+
+    def __enter__(self) -> FileBatch:
+        return self
+
+    def __exit__(self, *_exception: object) -> None:
+        """Whatever was not committed is thrown away."""
+        self.discard()
+
+
+def _flush_file_system(member: str) -> None:
+    """Flush the file system that holds `member` (Linux syncfs; else every one)."""
+    fd = os.open(member, os.O_RDONLY)
+    try:
+        if _syncfs is None or _syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def _find_syncfs() -> Callable[[int], int] | None:
+    try:
+        return cast("Callable[[int], int]", ctypes.CDLL(None, use_errno=True).syncfs)
+    except (OSError, AttributeError):
+        return None
+
+
+_syncfs = _find_syncfs()
 
 
 def _sweep_stale_temps(folder: Path) -> None:
@@ -68,11 +164,12 @@ def _umask() -> int:
     return mask
 
 
-def write_if_changed(path: Path, data: bytes | str) -> bool:
+def write_if_changed(path: Path, data: bytes | str, batch: FileBatch | None = None) -> bool:
     """Write `data` atomically unless `path` already holds it; True when written.
 
     An unchanged file keeps its bytes and its modification time, so that a rerun
-    on the same input says so and sync tools see nothing new.
+    on the same input says so and sync tools see nothing new. With `batch`, the file
+    appears at the batch's commit.
     """
     payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
@@ -80,7 +177,7 @@ def write_if_changed(path: Path, data: bytes | str) -> bool:
             return False
     except OSError:
         pass  # missing or unreadable: write it
-    write_atomic(path, payload)
+    write_atomic(path, payload, batch)
     return True
 
 

@@ -11,7 +11,6 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -37,6 +36,7 @@ from convert.pipeline import (
     replay_logs,
     warn_if_stale,
     with_logs,
+    worker_pool,
     write_feed,
     write_output,
 )
@@ -245,7 +245,7 @@ def _read_sources(
     workers = min(jobs or os.cpu_count() or 1, len(tasks))
     if workers > 1 and len(tasks) >= POOL_THRESHOLD:
         # One task per input keeps the pool busy; results come back in task order.
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with worker_pool(workers) as pool:
             futures = [
                 pool.submit(with_logs, partial(read_inputs, [one], config.for_source(source), now))
                 for source, _row, one in tasks

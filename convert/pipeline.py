@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
+import ctypes
 import dataclasses
 import io
 import itertools
 import logging
+import os
+import signal
 import sys
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -24,7 +28,7 @@ from convert.config import Config
 from convert.download import Downloader, user_cache_dir
 from convert.errors import ConvertError
 from convert.fragments import parse_fragment, text_of
-from convert.fsutil import write_if_changed
+from convert.fsutil import FileBatch, write_if_changed
 from convert.model import Article, Channel, Digest, Feed
 from convert.period import Period, covering, iso_week
 from convert.pictures import Picture, PictureOptions, fetch_pictures, shrink_to_budget
@@ -237,23 +241,41 @@ def markdown_to_folder(
     if jobs > 1 and not download_images:
         taken: set[str] = set()
         first_of: dict[str, str] = {}  # copy_key → the first article's address
-        for rendered, failed in parallel_map(_render_markdown, inputs, config, jobs):
-            outcome.failed.extend(failed)
-            for one in rendered:
-                if _is_copy(one.key, one, first_of):
-                    continue
-                write_output(out_dir / unique_file_name(one.stem, taken), one.text, outcome)
-            if tick:
-                tick()
+        with FileBatch() as batch:
+            for rendered, failed in parallel_map(_render_markdown, inputs, config, jobs):
+                outcome.failed.extend(failed)
+                for one in rendered:
+                    if _is_copy(one.key, one, first_of):
+                        continue
+                    path = out_dir / unique_file_name(one.stem, taken)
+                    write_output(path, one.text, outcome, batch)
+                    _commit(batch, outcome, at_least=256)
+                if tick:
+                    tick()
+            _commit(batch, outcome)
         return outcome
-    with Downloader(config.download) as downloader:
+    with Downloader(config.download) as downloader, FileBatch() as batch:
         read = iter_articles(_ticking(inputs, tick), config, outcome, downloader)
         firsts: dict[str, str] = {}
         articles = (a for a in read if not _is_copy(copy_key(a, config), a, firsts))
         pictures = downloader if download_images else None
         for path, text in markdown_files(articles, out_dir, pictures, outcome):
-            write_output(path, text, outcome)
+            write_output(path, text, outcome, batch)
+            _commit(batch, outcome, at_least=256)
+        _commit(batch, outcome)
     return outcome
+
+
+def _commit(batch: FileBatch, outcome: Outcome, at_least: int = 0) -> None:
+    """Move the batch's files into place once it holds `at_least` files (so that they
+    appear as the run goes on); a file that cannot be moved is a failed output."""
+    if len(batch) < max(at_least, 1):
+        return
+    for path, error in batch.commit():
+        log.error("%s: cannot write: %s", path, error.strerror or error)
+        if path in outcome.written:
+            outcome.written.remove(path)
+        outcome.failed.append(str(path))
 
 
 # Below this many inputs, starting worker processes costs more than it saves.
@@ -285,7 +307,7 @@ def parallel_map(
         for item in first:
             yield task(item, config)
         return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with worker_pool(jobs) as pool:
         pending: deque[Future[tuple[list[_T], list[logging.LogRecord]]]] = deque(
             [pool.submit(_each, task, first, config)]
         )
@@ -301,6 +323,25 @@ def _told(done: tuple[list[_T], list[logging.LogRecord]]) -> list[_T]:
     results, records = done
     replay_logs(records)
     return results
+
+
+def worker_pool(jobs: int) -> ProcessPoolExecutor:
+    """`jobs` worker processes that end with this one, even when it is killed."""
+    return ProcessPoolExecutor(
+        max_workers=jobs, initializer=_die_with_parent, initargs=(os.getpid(),)
+    )
+
+
+def _die_with_parent(parent: int) -> None:
+    # A killed parent never tells its pool to stop: its workers would wait for work
+    # forever, holding the run's stdout and stderr open. Linux ends them with it.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # gone already, before the line above
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 # Inputs per task sent to a worker: enough to amortize the round trip, few enough to
@@ -434,10 +475,15 @@ Writer = Callable[[Path, bytes | str, "Outcome"], bool]
 """How outputs reach the disk: `write_output`, or a dry run's stand-in."""
 
 
-def write_output(path: Path, data: bytes | str, outcome: Outcome) -> bool:
-    """Write `path` unless it already holds `data` (a rerun touches nothing); False on error."""
+def write_output(
+    path: Path, data: bytes | str, outcome: Outcome, batch: FileBatch | None = None
+) -> bool:
+    """Write `path` unless it already holds `data` (a rerun touches nothing); False on error.
+
+    With `batch`, the file appears when the batch is committed.
+    """
     try:
-        changed = write_if_changed(path, data)
+        changed = write_if_changed(path, data, batch)
     except OSError as error:
         log.error("%s: cannot write: %s", path, error.strerror or error)
         outcome.failed.append(str(path))
@@ -500,6 +546,9 @@ class FeedJob:
     title: str = ""
     """The feed's title; the first source's own title when empty."""
 
+    jobs: int = 1
+    """Worker processes that read and clean the sources."""
+
 
 def publish_feed(
     sources: Iterable[str], job: FeedJob, config: Config, *, now: datetime | None = None
@@ -509,7 +558,7 @@ def publish_feed(
     now = now or datetime.now(UTC)
     reads: list[tuple[str, Read]] = []
     with Downloader(config.download) as downloader:
-        for source, read in iter_reads(sources, config, outcome, downloader):
+        for source, read in iter_reads(sources, config, outcome, downloader, jobs=job.jobs):
             warn_if_stale(source, read, config, now)
             reads.append((source, read))
     if reads:

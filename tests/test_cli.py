@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,46 @@ def test_parallel_workers_messages_reach_the_parents_stderr(
         copies = [line for line in lines if "the same article as" in line]
         assert len(copies) == 1, lines
         assert len(list((tmp_path / "md").glob("*.md"))) == len(inputs) - 2
+
+
+def _live_processes_of_group(group: int) -> list[int]:
+    """Processes of `group` that are alive (a zombie waiting to be reaped is not)."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            alive.append(int(entry.name))
+    return alive
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_killed_run_leaves_no_worker_behind(tmp_path: Path) -> None:
+    """A SIGKILLed run's workers end with it (they would wait for work forever, holding
+    its stdout open, so that whoever reads it never sees the end)."""
+    seed = (ROOT / "examples" / "nyt-putin-harbin.txt").read_text("utf-8")
+    inputs = []
+    for number in range(400):
+        path = tmp_path / f"{number:03d}.txt"
+        path.write_text(seed.replace("putin-xi", f"putin-xi-{number}"), "utf-8")
+        inputs.append(str(path))
+    out = tmp_path / "md"
+    command = [sys.executable, "-m", "convert", "-q", "markdown", *inputs, "-o", str(out)]
+    child = subprocess.Popen([*command, "--jobs", "2"], start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not _live_processes_of_group(child.pid)[1:] and time.monotonic() < deadline:
+        time.sleep(0.02)  # until the workers have started
+    workers = _live_processes_of_group(child.pid)
+    assert len(workers) >= 2, "the pool never started"
+    child.kill()
+    child.wait()
+    while _live_processes_of_group(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = _live_processes_of_group(child.pid)
+    for pid in left:  # do not leave them to the next test either
+        os.kill(pid, 9)
+    assert left == []
