@@ -38,9 +38,11 @@ test: lint fonts
 golden: $(STAMP)
 	$(BIN)/python tests/regenerate_golden.py
 
-# Benchmarks (not part of `make test`; see bench/README.md). The digest one takes minutes.
+# The benchmark (not part of `make test`; see bench/README.md): N = 100 and 1,000, five
+# runs each, about 45 minutes. bench/run.py --help for sizes, rows and a quick profile.
 bench: $(STAMP)
-	$(BIN)/python bench/epub_digest.py --articles 500 --runs 5
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

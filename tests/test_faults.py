@@ -55,7 +55,7 @@ from lxml import etree
 
 from convert.cli import main
 from convert.config import load_config
-from convert.fsutil import STALE_TEMP_SECONDS, write_atomic
+from convert.fsutil import STALE_TEMP_SECONDS, FileBatch, write_atomic, write_if_changed
 from convert.pipeline import read_source
 
 KILLS = 50
@@ -584,6 +584,23 @@ def test_a_stale_temporary_file_goes_with_the_next_write_a_fresh_one_stays(
     write_atomic(tmp_path / "feed.xml", "<rss/>")
     assert not stale.exists() and fresh.exists() and other.exists()
     assert (tmp_path / "feed.xml").read_text() == "<rss/>"
+
+
+def test_a_batch_shows_files_only_whole_and_only_at_its_commit(tmp_path: Path) -> None:
+    """FileBatch: nothing appears before the commit; a file that cannot be moved is
+    reported, not raised, and leaves no temporary file; what is not committed goes."""
+    (tmp_path / "taken.md").mkdir()  # a folder where a file should go: cannot be replaced
+    with FileBatch() as batch:
+        write_if_changed(tmp_path / "a.md", "甲", batch)
+        write_if_changed(tmp_path / "taken.md", "乙", batch)
+        assert not (tmp_path / "a.md").exists() and len(temps(tmp_path)) == 2
+        failed = batch.commit()
+        assert [path.name for path, _error in failed] == ["taken.md"]
+        assert (tmp_path / "a.md").read_text("utf-8") == "甲"
+        assert temps(tmp_path) == [] and len(batch) == 0
+        write_if_changed(tmp_path / "b.md", "丙", batch)
+    # Left without a commit: the temporary file is thrown away, nothing half-shown.
+    assert not (tmp_path / "b.md").exists() and temps(tmp_path) == []
 
 
 # --- a full disk --------------------------------------------------------------------------------
