@@ -35,26 +35,33 @@ def _is_promo_host(href: str, promo: Promo) -> bool:
 
 def _cut_promo_block(root: HtmlElement, promo: Promo) -> None:
     """Delete everything from the first promotion marker to the end of its block."""
-    for element in root.iter():
-        for slot in ("text", "tail"):
-            value = getattr(element, slot) or ""
-            at = min((value.find(m) for m in promo.markers if m in value), default=-1)
-            if at < 0:
-                continue
-            if slot == "text" and element is not root:
-                # `<div>获取更多RSS：<a>…</a></div>`: the block is the promotion.
-                element.drop_tree()
-                return
-            # `<hr/>获取更多RSS：<a>…</a>`: the promotion runs to the end of the parent.
-            parent = element if slot == "text" else element.getparent()
-            setattr(element, slot, value[:at])
-            start = element if slot == "tail" else None
-            siblings = list(parent) if start is None else list(start.itersiblings())
-            for sibling in siblings:
-                if not _is_promo_leftover(sibling, promo):
-                    break
-                sibling.drop_tree()
-            return
+    # The first text holding a marker, found by XPath (in C), in document order.
+    tests = " or ".join(f"contains(., $m{n})" for n in range(len(promo.markers)))
+    markers = {f"m{n}": marker for n, marker in enumerate(promo.markers)}
+    hits = root.xpath(f"descendant-or-self::text()[{tests}]", **markers) if tests else []
+    if not hits or hits[0].getparent() is None:
+        return
+    element, slot = hits[0].getparent(), "text" if hits[0].is_text else "tail"
+    value = str(hits[0])
+    at = min(value.find(m) for m in promo.markers if m in value)
+    if slot == "text" and element is not root:
+        # `<div>获取更多RSS：<a>…</a></div>`: the block is the promotion.
+        element.drop_tree()
+        return
+    # `<hr/>获取更多RSS：<a>…</a>`: the promotion runs to the end of the parent.
+    parent = element if slot == "text" else element.getparent()
+    setattr(element, slot, value[:at])
+    start = element if slot == "tail" else None
+    siblings = list(parent) if start is None else list(start.itersiblings())
+    for sibling in siblings:
+        if not _is_promo_leftover(sibling, promo):
+            break
+        sibling.drop_tree()
+
+
+def _has_words(element: HtmlElement) -> bool:
+    """True when some text inside `element` is more than white space (stops at the first)."""
+    return any(piece.strip() for piece in element.itertext())
 
 
 def _is_promo_leftover(element: HtmlElement, promo: Promo) -> bool:
@@ -65,7 +72,7 @@ def _is_promo_leftover(element: HtmlElement, promo: Promo) -> bool:
         return True
     if element.tag == "a" and _is_promo_host(element.get("href") or "", promo):
         return True
-    return not text_of(element).strip() and next(element.iter("img"), None) is None
+    return not _has_words(element) and next(element.iter("img"), None) is None
 
 
 def _drop_promo_links(root: HtmlElement, promo: Promo) -> None:
@@ -89,7 +96,8 @@ def _drop_leading_stamp(root: HtmlElement, stamp: re.Pattern[str]) -> None:
     for element in root.iter():
         if element is root:
             continue
-        text = text_of(element)
+        # A stamp is short: the opening of the text is enough (not a whole wrapper's).
+        text = _opening(element, 200)
         if not text.strip() or any(child.tag in _CONTAINERS for child in element):
             continue  # empty, or a wrapper whose first block comes next
         if stamp.match(text) and next(element.iter("img"), None) is None:
@@ -97,13 +105,24 @@ def _drop_leading_stamp(root: HtmlElement, stamp: re.Pattern[str]) -> None:
         return
 
 
+def _opening(element: HtmlElement, length: int) -> str:
+    """The first `length` characters (or a few more) of the element's text."""
+    pieces: list[str] = []
+    size = 0
+    for piece in element.itertext():
+        pieces.append(piece)
+        size += len(piece)
+        if size >= length:
+            break
+    return "".join(pieces)
+
+
 def _trim_trailing_spacers(root: HtmlElement) -> None:
     """Remove `<br>`, `<hr>` and empty elements left at the very end of the article."""
     while len(root):
         last = root[-1]
         if (last.tail or "").strip() or not (
-            last.tag in _SPACERS
-            or (not text_of(last).strip() and next(last.iter("img"), None) is None)
+            last.tag in _SPACERS or (not _has_words(last) and next(last.iter("img"), None) is None)
         ):
             return
         last.drop_tree()
