@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import lxml.html
 from lxml import etree
 from lxml.html import HtmlElement
 
@@ -41,8 +42,33 @@ def tidy_body(article: Article, rules: Rules) -> Article:
     _collapse_whitespace(root)
     _drop_edge_breaks(root)
     _drop_empty(root)
+    _wrap_stray_items(root)
     _strip_edges(root)
     return dataclasses.replace(article, body=serialize_body(root))
+
+
+def _wrap_stray_items(root: HtmlElement) -> None:
+    """Put each `<li>` outside a list into one (`<ul>`, with its neighbouring items).
+
+    A stray item after text would be written as `中- …` in Markdown: no list, and its
+    indented lines (a code block's) would then be read as raw HTML.
+    """
+    made: list[HtmlElement] = []  # the lists made here, held so that `is` holds
+    for item in list(root.iter("li")):
+        parent = item.getparent()
+        if parent is None or parent.tag in ("ul", "ol"):
+            continue
+        before = item.getprevious()
+        joins = before is not None and not (before.tail or "").strip()
+        if joins and any(before is wrapper for wrapper in made[-1:]):
+            wrapper = before  # the item before was stray too: the same list
+        else:
+            wrapper = lxml.html.Element("ul")
+            item.addprevious(wrapper)
+            made.append(wrapper)
+        # The text after the item stays after the list (and ends it).
+        wrapper.tail, item.tail = item.tail, None
+        wrapper.append(item)
 
 
 def _strip_edges(root: HtmlElement) -> None:
