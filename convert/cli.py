@@ -13,22 +13,24 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import Progress, track
-from rich.table import Table
 
 from convert import __version__, pipeline
 from convert.config import Config, load_config
 from convert.errors import ConfigError, ConvertError
-from convert.job import JobReport, RunOptions, run_job
 from convert.model import to_json
 from convert.period import Period, date_range, iso_week
 from convert.readers import sniff_reader
 from convert.text import printable
 from convert.writers import FEED_WRITERS
+
+if TYPE_CHECKING:
+    from convert.job import JobReport
+
+# rich and the job are imported where used: a conversion in a pipe needs neither, and
+# start-up is a third of a small run.
 
 EXIT_OK, EXIT_INPUT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -57,6 +59,9 @@ def _progress(items: Sequence[str], label: str) -> Iterable[str]:
     """`items`, with a progress bar on a terminal; plain in a pipe or for one item."""
     if len(items) < 2 or not _on_terminal():
         return items
+    from rich.console import Console
+    from rich.progress import track
+
     return track(items, description=label, console=Console(stderr=True), transient=True)
 
 
@@ -397,6 +402,8 @@ def run(
     quiet = quiet or ctx.meta.get("verbosity", 0) < 0
     _setup_logging(-1 if quiet else 2 if verbose else 1)
     config = _config(ctx)
+    from convert.job import RunOptions, run_job
+
     options = RunOptions(archive=archive, dry_run=dry_run, jobs=jobs or 0)
     try:
         report = run_job(config, options, progress=_phase if _on_terminal() else None)
@@ -410,6 +417,9 @@ def run(
 
 def _phase(label: str, total: int) -> Callable[[], None]:
     """A rich progress bar for one phase; returns the function that advances it."""
+    from rich.console import Console
+    from rich.progress import Progress
+
     bar = Progress(console=Console(stderr=True), transient=True)
     task = bar.add_task(label, total=total)
     bar.start()
@@ -426,6 +436,9 @@ def _phase(label: str, total: int) -> Callable[[], None]:
 
 def _summary(report: JobReport, dry_run: bool) -> None:
     """Per source: new, updated, unchanged, failed; per output: path, size, what changed."""
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console(soft_wrap=True)
     sources = Table("source", "new", "updated", "unchanged", "failed", title="sources")
     for row in report.sources:
@@ -479,6 +492,9 @@ def stats(ctx: click.Context, archive: Path | None) -> int:
         raise ConvertError(str(path), "no archive yet: run `feedx-convert ingest` first")
     with pipeline.open_archive(path, config) as opened:
         rows = opened.stats()
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("source", "week", "articles", title=str(path))
     for row in rows:
         table.add_row(row.source, row.week, str(row.articles))

@@ -18,12 +18,9 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path, PurePath
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
 
-import PIL.Image
-
-from convert.archive import Archive, IngestCounts, default_archive_path
 from convert.config import Config
 from convert.download import Downloader, user_cache_dir
 from convert.errors import ConvertError
@@ -31,21 +28,19 @@ from convert.fragments import parse_fragment, text_of
 from convert.fsutil import FileBatch, write_if_changed
 from convert.model import Article, Channel, Digest, Feed
 from convert.period import Period, covering, iso_week
-from convert.pictures import Picture, PictureOptions, fetch_pictures, shrink_to_budget
 from convert.readers import Read, sniff_reader
 from convert.text import printable
 from convert.transforms import clean
 from convert.urls import host_of, is_web_url, stable_id, story_key
 from convert.writers import feed_writer
-from convert.writers.cover import find_cjk_font
-from convert.writers.epub import EpubOptions, digest_identifier, write_epub
-from convert.writers.markdown import (
-    markdown_file_name,
-    markdown_file_stem,
-    render_markdown,
-    unique_file_name,
-)
 from convert.writers.rss import item_date
+
+if TYPE_CHECKING:
+    from convert.archive import Archive, IngestCounts
+    from convert.pictures import Picture
+
+# Each command imports only its own writer where it is used (Markdown: bs4; EPUB:
+# ebooklib and Pillow; the archive: sqlite3): start-up is a third of a small run.
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +201,8 @@ def iter_articles(
 
 def markdown_to_stdout(source: str, config: Config) -> Outcome:
     """Convert one input and print its Markdown."""
+    from convert.writers.markdown import render_markdown
+
     outcome = Outcome()
     with Downloader(config.download) as downloader:
         articles = list(iter_articles([source], config, outcome, downloader))
@@ -236,6 +233,8 @@ def markdown_to_folder(
     are spread over that many processes; names and writes stay in this one, in order.
     `tick` is called once per input done (a progress bar).
     """
+    from convert.writers.markdown import unique_file_name
+
     outcome = Outcome()
     inputs = list(sources)
     if jobs > 1 and not download_images:
@@ -417,6 +416,8 @@ class _Rendered:
 
 def _render_markdown(source: str, config: Config) -> tuple[list[_Rendered], list[str]]:
     """One input's articles as Markdown (in a worker process), and what failed."""
+    from convert.writers.markdown import markdown_file_stem, render_markdown
+
     outcome = Outcome()
     with Downloader(config.download) as downloader:
         articles = list(iter_articles([source], config, outcome, downloader))
@@ -465,6 +466,8 @@ def markdown_files(
     articles: Iterable[Article], out_dir: Path, downloader: Downloader | None, outcome: Outcome
 ) -> Iterator[tuple[Path, str]]:
     """Each article's Markdown file and text; with a downloader, pictures go to assets/."""
+    from convert.writers.markdown import markdown_file_name, render_markdown
+
     taken: set[str] = set()  # names given in this run; a rerun overwrites its own files
     for article in articles:
         local = _download_pictures(article, out_dir, downloader, outcome) if downloader else {}
@@ -517,6 +520,8 @@ def _download_pictures(
 
 def picture_ending(content: bytes, url: str) -> str:
     """The file ending for a downloaded picture, judged by its bytes, not its name."""
+    import PIL.Image
+
     try:
         with PIL.Image.open(io.BytesIO(content)) as picture:
             kind = picture.format or ""
@@ -682,6 +687,8 @@ def _channel(
 
 def archive_path(config: Config, override: Path | None = None) -> Path:
     """The archive file: `--archive`, else the config's, else the user's data folder."""
+    from convert.archive import default_archive_path
+
     if override is not None:
         return override
     return Path(config.archive).expanduser() if config.archive else default_archive_path()
@@ -689,6 +696,8 @@ def archive_path(config: Config, override: Path | None = None) -> Path:
 
 def open_archive(path: Path, config: Config) -> Archive:
     """The archive at `path`, with the job's zone and feedx's domains."""
+    from convert.archive import Archive
+
     return Archive(path, zone=ZoneInfo(config.timezone), feedx_hosts=config.promo.hosts)
 
 
@@ -701,6 +710,8 @@ def ingest(
     jobs: int = 1,
 ) -> tuple[Outcome, IngestCounts]:
     """Read every source and store its articles in the archive, one transaction per source."""
+    from convert.archive import IngestCounts
+
     outcome = Outcome()
     now = now or datetime.now(UTC)
     totals = IngestCounts(new=0, updated=0, unchanged=0)
@@ -758,6 +769,9 @@ def render_epub(
     job: EpubJob, config: Config, outcome: Outcome, *, now: datetime
 ) -> tuple[bytes, Period] | None:
     """The digest's bytes and period; None (with the error logged) when there is nothing."""
+    from convert.writers.cover import find_cjk_font
+    from convert.writers.epub import EpubOptions, write_epub
+
     zone = ZoneInfo(config.timezone)
     settings = config.epub
     with Downloader(config.download) as downloader:
@@ -823,6 +837,7 @@ def one_per_story(articles: Iterable[Article], language: str, config: Config) ->
 
 def _digest(articles: list[Article], period: Period, name: str, language: str) -> Digest:
     """The digest in reading order: by day, then source, then time."""
+    from convert.writers.epub import digest_identifier
 
     def order(article: Article) -> tuple[date, str, datetime]:
         moment = article.published or article.captured
@@ -849,6 +864,8 @@ def _digest_pictures(
     digest: Digest, config: Config, downloader: Downloader, job: EpubJob
 ) -> dict[str, Picture]:
     """Every picture of the digest, fetched once, prepared, and fitted to the budget."""
+    from convert.pictures import PictureOptions, fetch_pictures, shrink_to_budget
+
     settings = config.epub
     urls = list(dict.fromkeys(image.url for a in digest.articles for image in a.images))
     options = PictureOptions(
