@@ -92,6 +92,17 @@ def _jobs_option(work: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
     )
 
 
+def _archive_option(verb: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--archive PATH`: the SQLite archive instead of the config's (or the data folder)."""
+    what = f"The SQLite archive to {verb}" if verb else "The SQLite archive"
+    return click.option(
+        "--archive",
+        "archive",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=f"{what} (default: config `archive`, else the data folder).",
+    )
+
+
 def _jobs(jobs: int | None) -> int:
     return jobs or os.cpu_count() or 1
 
@@ -236,12 +247,7 @@ def _format_from_ending(path: Path) -> str:
 
 @cli.command()
 @click.argument("sources", nargs=-1, required=True)
-@click.option(
-    "--archive",
-    "archive",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The SQLite archive (default: config `archive`, else the data folder).",
-)
+@_archive_option()
 @_jobs_option("reading and cleaning")
 @click.pass_context
 def ingest(
@@ -284,12 +290,7 @@ def _day(value: str | None) -> date | None:
 @click.option("--week", help="ISO week (2024-W21) or 'last' (the default without inputs).")
 @click.option("--since", help="First day, YYYY-MM-DD (with --until).")
 @click.option("--until", help="Last day, YYYY-MM-DD, included.")
-@click.option(
-    "--archive",
-    "archive",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The SQLite archive to read (default: config `archive`).",
-)
+@_archive_option("read")
 @click.option(
     "-o",
     "--output",
@@ -365,12 +366,7 @@ def epub(
     type=click.Path(path_type=Path),
     help="The job's config file (same as feedx-convert -c).",
 )
-@click.option(
-    "--archive",
-    "archive",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The SQLite archive (default: config `archive`).",
-)
+@_archive_option()
 @click.option("--dry-run", is_flag=True, help="Write nothing; show what would change.")
 @_jobs_option("reading and cleaning")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors; no summary.")
@@ -472,12 +468,7 @@ def archive_group() -> None:
 
 
 @archive_group.command()
-@click.option(
-    "--archive",
-    "archive",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The SQLite archive (default: config `archive`).",
-)
+@_archive_option()
 @click.pass_context
 def stats(ctx: click.Context, archive: Path | None) -> int:
     """Count the archived articles per source and ISO week.
