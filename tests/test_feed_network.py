@@ -368,16 +368,6 @@ def test_forbidden_listener_does_see_a_connection(forbidden_listener: socket.soc
 # --- 10. the command line, in process -------------------------------------------------------
 
 
-@pytest.fixture
-def restore_convert_logger() -> Iterator[None]:
-    """main() installs its own handler on `convert`; put the logger back afterwards."""
-    logger = logging.getLogger("convert")
-    saved = (logger.handlers[:], logger.propagate, logger.level)
-    yield
-    logger.handlers[:], logger.propagate, logger.level = saved
-
-
-@pytest.mark.usefixtures("restore_convert_logger")
 def test_feed_command_fetches_over_http(
     httpserver: HTTPServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -159,15 +159,6 @@ def reset(conn: socket.socket) -> None:
     conn.close()
 
 
-@pytest.fixture
-def restore_convert_logger() -> Iterator[None]:
-    """main() installs its own handler on `convert`; put the logger back afterwards."""
-    logger = logging.getLogger("convert")
-    saved = (logger.handlers[:], logger.propagate, logger.level)
-    yield
-    logger.handlers[:], logger.propagate, logger.level = saved
-
-
 def run_cli(args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
     """Run the command line with 127.0.0.1 allowed; its stderr lines."""
     config = tmp_path / "faults.yaml"
@@ -241,7 +232,6 @@ def test_reset_once_then_whole_body_succeeds(
     assert server.connections == 2
 
 
-@pytest.mark.usefixtures("restore_convert_logger")
 def test_reset_feed_is_one_error_line_and_no_output(
     serve: Callable[[Handler], RawServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -361,7 +351,6 @@ def test_the_shipped_deadline_is_a_minute() -> None:
 # --- 3. the wrong kind of content -----------------------------------------------------------
 
 
-@pytest.mark.usefixtures("restore_convert_logger")
 @pytest.mark.parametrize(
     ("body", "content_type"),
     [
@@ -393,7 +382,6 @@ def test_not_a_feed_where_a_feed_is_expected_is_one_error_line(
     assert not out.exists()
 
 
-@pytest.mark.usefixtures("restore_convert_logger")
 @pytest.mark.xfail(
     reason="an HTML error page served with 200 where a feed is expected is read as an article "
     "page and published ('403 Forbidden', dated 1970) with only a 'no URL' warning; "
