@@ -32,11 +32,9 @@ from convert.pipeline import (
     iter_reads,
     markdown_files,
     open_archive,
+    parallel_map,
     render_epub,
-    replay_logs,
     warn_if_stale,
-    with_logs,
-    worker_pool,
     write_feed,
     write_output,
 )
@@ -45,9 +43,6 @@ from convert.urls import is_web_url
 from convert.writers.rss import item_date
 
 log = logging.getLogger(__name__)
-
-# Below this many inputs, starting worker processes costs more than it saves.
-POOL_THRESHOLD = 8
 
 Progress = Callable[[str, int], Callable[[], None]]
 """Starts a phase of `total` steps; returns the function that marks one step done."""
@@ -212,12 +207,14 @@ def would_write(path: Path, data: bytes | str, outcome: Outcome) -> bool:
     return True
 
 
-def read_inputs(inputs: list[str], config: Config, now: datetime) -> tuple[list[Read], int]:
-    """Read some inputs (in a worker process): the reads and how many inputs failed."""
+def read_input(task: tuple[str, Config], now: datetime) -> tuple[list[Read], int]:
+    """Read one input with its source's config (in a worker process): the reads, and
+    how many inputs failed (an OPML list's feeds are read with it)."""
+    one, config = task
     outcome = Outcome()
     reads: list[Read] = []
     with Downloader(config.download) as downloader:
-        for name, read in iter_reads(inputs, config, outcome, downloader):
+        for name, read in iter_reads([one], config, outcome, downloader):
             warn_if_stale(name, read, config, now)
             reads.append(read)
     return reads, len(outcome.failed)
@@ -243,26 +240,12 @@ def _read_sources(
             row.failed += 1
     step = progress("Reading", len(tasks)) if progress else None
     workers = min(jobs or os.cpu_count() or 1, len(tasks))
-    if workers > 1 and len(tasks) >= POOL_THRESHOLD:
-        # One task per input keeps the pool busy; results come back in task order.
-        with worker_pool(workers) as pool:
-            futures = [
-                pool.submit(with_logs, partial(read_inputs, [one], config.for_source(source), now))
-                for source, _row, one in tasks
-            ]
-            done = []
-            for future in futures:
-                reads, records = future.result()
-                replay_logs(records)
-                done.append(reads)
-                if step:
-                    step()
-    else:
-        done = []
-        for source, _row, one in tasks:
-            done.append(read_inputs([one], config.for_source(source), now))
-            if step:
-                step()
+    done = []
+    work = ((one, config.for_source(source)) for source, _row, one in tasks)
+    for result in parallel_map(partial(read_input, now=now), work, workers):
+        done.append(result)
+        if step:
+            step()
     collected: dict[int, list[Read]] = {id(row): [] for row in report.sources}
     for (_source, row, _one), (source_reads, failed) in zip(tasks, done, strict=True):
         collected[id(row)].extend(source_reads)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
@@ -147,7 +148,7 @@ def iter_reads(
     processes (each with its own downloader).
     """
     if jobs > 1:
-        for reads, failed in parallel_map(_reads_of, sources, config, jobs):
+        for reads, failed in parallel_map(partial(_reads_of, config=config), sources, jobs):
             outcome.failed.extend(failed)
             yield from reads
         return
@@ -241,7 +242,9 @@ def markdown_to_folder(
         taken: set[str] = set()
         first_of: dict[str, str] = {}  # copy_key → the first article's address
         with FileBatch() as batch:
-            for rendered, failed in parallel_map(_render_markdown, inputs, config, jobs):
+            for rendered, failed in parallel_map(
+                partial(_render_markdown, config=config), inputs, jobs
+            ):
                 outcome.failed.extend(failed)
                 for one in rendered:
                     if _is_copy(one.key, one, first_of):
@@ -289,29 +292,27 @@ def _ticking(items: list[str], tick: Callable[[], None] | None) -> Iterator[str]
 
 
 _T = TypeVar("_T")
+_I = TypeVar("_I")
 
 
-def parallel_map(
-    task: Callable[[str, Config], _T], inputs: Iterable[str], config: Config, jobs: int
-) -> Iterator[_T]:
-    """`task(input, config)` for every input over `jobs` processes, results in input order.
+def parallel_map(task: Callable[[_I], _T], inputs: Iterable[_I], jobs: int) -> Iterator[_T]:
+    """`task(input)` for every input over `jobs` processes, results in input order.
 
     Inputs go out in small batches, a few per worker ahead of the results taken, so
-    that an input iterable with a progress bar advances as the work does. Few inputs
-    are done here: starting workers would cost more than it saves.
+    that an input iterable with a progress bar advances as the work does. With one
+    job or few inputs the work is done here: starting workers would cost more.
     """
     items = iter(inputs)
     first = list(itertools.islice(items, POOL_THRESHOLD))
-    if len(first) < POOL_THRESHOLD:
-        for item in first:
-            yield task(item, config)
+    if jobs <= 1 or len(first) < POOL_THRESHOLD:
+        yield from map(task, itertools.chain(first, items))
         return
     with worker_pool(jobs) as pool:
         pending: deque[Future[tuple[list[_T], list[logging.LogRecord]]]] = deque(
-            [pool.submit(_each, task, first, config)]
+            [pool.submit(_each, task, first)]
         )
         for batch in _batches(items, _BATCH):
-            pending.append(pool.submit(_each, task, batch, config))
+            pending.append(pool.submit(_each, task, batch))
             if len(pending) > 2 * jobs:
                 yield from _told(pending.popleft().result())
         while pending:
@@ -348,15 +349,13 @@ _PR_SET_PDEATHSIG = 1
 _BATCH = 8
 
 
-def _batches(items: Iterator[str], size: int) -> Iterator[list[str]]:
+def _batches(items: Iterator[_I], size: int) -> Iterator[list[_I]]:
     while batch := list(itertools.islice(items, size)):
         yield batch
 
 
-def _each(
-    task: Callable[[str, Config], _T], items: list[str], config: Config
-) -> tuple[list[_T], list[logging.LogRecord]]:
-    return with_logs(lambda: [task(item, config) for item in items])
+def _each(task: Callable[[_I], _T], items: list[_I]) -> tuple[list[_T], list[logging.LogRecord]]:
+    return with_logs(lambda: [task(item) for item in items])
 
 
 def with_logs(work: Callable[[], _T]) -> tuple[_T, list[logging.LogRecord]]:
