@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -67,3 +68,15 @@ def feedx_dump(
 ) -> bytes:
     """A feedx article file around `html`."""
     return f"<!--{stamp}-->\n[{title}]({url})\n------\n\n{html}\n".encode()
+
+
+def read_request_head(conn: socket.socket) -> bytes | None:
+    """A request's line and headers, up to the blank line; None when the client hung up
+    first. (For the hand-made test servers that must see every connection.)"""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return None
+        head += chunk
+    return head

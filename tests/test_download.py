@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import PIL.Image
 import pytest
+from conftest import read_request_head
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -113,13 +114,10 @@ class CountingListener:
         with conn:
             self.connections += 1
             conn.settimeout(2)
-            head = b""
             try:
-                while b"\r\n\r\n" not in head:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        return
-                    head += chunk
+                head = read_request_head(conn)
+                if head is None:
+                    return
                 conn.sendall(self.response)
             except OSError:
                 return

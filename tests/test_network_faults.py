@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import read_request_head
 from pytest_httpserver import HTTPServer
 
 from convert.cli import main
@@ -78,13 +79,10 @@ class RawServer:
     def _serve(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(5)
-            head = b""
             try:
-                while b"\r\n\r\n" not in head:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        return
-                    head += chunk
+                head = read_request_head(conn)
+                if head is None:
+                    return
                 self.requests.append(head)
                 self.handler(conn, head, self.stop)
             except OSError:

@@ -44,6 +44,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from conftest import read_request_head
 
 from convert.download import address_is_public
 
@@ -315,13 +316,10 @@ class _Listeners:
     def _answer(conn: socket.socket, answer: Callable[[str], bytes]) -> None:
         with conn:
             conn.settimeout(2)
-            head = b""
             try:
-                while b"\r\n\r\n" not in head:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        return
-                    head += chunk
+                head = read_request_head(conn)
+                if head is None:
+                    return
                 path = head.split(b" ", 2)[1].decode("latin-1")
                 conn.sendall(answer(path))
             except (OSError, IndexError):
