@@ -38,6 +38,7 @@ import cProfile
 import fnmatch
 import importlib.util
 import json
+import operator
 import os
 import pstats
 import re
@@ -904,84 +905,71 @@ def _row(result: dict[str, Any], key: str) -> Row | None:
     return row if row is not None and row.ok else None
 
 
+_TESTS: dict[str, Callable[[float, float], bool]] = {
+    "≤": operator.le,
+    "<": operator.lt,
+    "≥": operator.ge,
+}
+
+
 def evaluate_targets(results: list[dict[str, Any]], nproc: int) -> list[dict[str, Any]]:
     """The issue's targets, each met, missed or not measured, with the numbers."""
     targets: list[dict[str, Any]] = []
 
-    def add(name: str, size: int | str, value: float | None, limit: str, met: bool | None) -> None:
+    def add(
+        name: str, size: int, value: float | None, test: str, bound: float, unit: str = ""
+    ) -> None:
+        """One target: `value` `test` (≤, < or ≥) `bound`, or not measured."""
+        met = None if value is None else _TESTS[test](value, bound)
         targets.append(
             {
                 "target": name,
                 "size": size,
                 "measured": None if value is None else round(value, 3),
-                "limit": limit,
+                "limit": f"{test} {bound:g}{unit}",
                 "status": "not measured" if met is None else "met" if met else "missed",
             }
         )
+
+    def ratio_of(row: Row | None, base: Row | None) -> float | None:
+        return ratio(row, base) if row and base else None
 
     for result in results:
         size = result["size"]
         one, many = _row(result, "markdown_jobs1"), _row(result, "markdown_default")
         mdf = _row(result, "markdownify")
         per_file, batched = _row(result, "pandoc_per_file"), _row(result, "pandoc_batched")
-        value = ratio(one, mdf) if one and mdf else None
-        add(
-            "markdown --jobs 1 time ÷ markdownify alone",
-            size,
-            value,
-            "≤ 1.3",
-            None if value is None else value <= 1.3,
-        )
-        value = ratio(one, many) if one and many else None
+        add("markdown --jobs 1 time ÷ markdownify alone", size, ratio_of(one, mdf), "≤", 1.3)
         add(
             f"markdown default jobs ({nproc} cores) throughput ÷ --jobs 1",
             size,
-            value,
-            "≥ 1.7",
-            None if value is None else value >= 1.7,
+            ratio_of(one, many),
+            "≥",
+            1.7,
         )
-        value = ratio(per_file, many) if per_file and many else None
-        add(
-            "markdown default jobs speed-up over pandoc per file",
-            size,
-            value,
-            "≥ 8",
-            None if value is None else value >= 8,
-        )
-        value = ratio(batched, many) if batched and many else None
-        add(
-            "markdown default jobs speed-up over pandoc batched",
-            size,
-            value,
-            "≥ 2",
-            None if value is None else value >= 2,
-        )
+        speed_up = "markdown default jobs speed-up over pandoc"
+        add(f"{speed_up} per file", size, ratio_of(per_file, many), "≥", 8)
+        add(f"{speed_up} batched", size, ratio_of(batched, many), "≥", 2)
         if size == 1000:
-            feed = _row(result, "feed_rss")
-            value = feed.median_s if feed else None
+            feed, warm = _row(result, "feed_rss"), _row(result, "epub_warm")
             add(
                 "RSS feed of 1,000 items, cleaning included (s)",
                 size,
-                value,
-                "< 1.5 s",
-                None if value is None else value < 1.5,
+                feed.median_s if feed else None,
+                "<",
+                1.5,
+                " s",
             )
-            warm = _row(result, "epub_warm")
-            value = warm.median_s if warm else None
             add(
-                "EPUB of 1,000, warm cache (s)",
-                size,
-                value,
-                "< 3 s",
-                None if value is None else value < 3,
+                "EPUB of 1,000, warm cache (s)", size, warm.median_s if warm else None, "<", 3, " s"
             )
-            value = warm.peak_mb if warm else None
             add(
                 "EPUB of 1,000, warm cache, peak MB",
                 size,
-                value,
-                "< 300 MB",
-                None if value is None else value < 300,
+                warm.peak_mb if warm else None,
+                "<",
+                300,
+                " MB",
             )
     return targets
 
