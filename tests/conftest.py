@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,3 +81,16 @@ def read_request_head(conn: socket.socket) -> bytes | None:
             return None
         head += chunk
     return head
+
+
+def accepted(sock: socket.socket, stop: threading.Event) -> Iterator[socket.socket]:
+    """Connections accepted on `sock` (which has a timeout) until `stop` is set or the
+    socket is closed."""
+    while not stop.is_set():
+        try:
+            conn, _peer = sock.accept()
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+        yield conn

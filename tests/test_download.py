@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import PIL.Image
 import pytest
-from conftest import read_request_head
+from conftest import accepted, read_request_head
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -101,13 +101,7 @@ class CountingListener:
         return f"{scheme}://{host}:{self.port}{path}"
 
     def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
+        for conn in accepted(self._sock, self._stop):
             self._answer(conn)
 
     def _answer(self, conn: socket.socket) -> None:

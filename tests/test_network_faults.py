@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import read_request_head
+from conftest import accepted, read_request_head
 from pytest_httpserver import HTTPServer
 
 from convert.cli import main
@@ -64,13 +64,7 @@ class RawServer:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def _accept(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
+        for conn in accepted(self._sock, self.stop):
             self.connections += 1
             thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             self._threads.append(thread)
