@@ -18,25 +18,23 @@ import ipaddress
 import json
 import logging
 import os
-import socket
-import ssl
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Self
 from urllib.parse import urljoin, urlsplit
-
-import httpcore
-import httpx
 
 from convert import __version__
 from convert.config import Download
 from convert.errors import ConvertError
 from convert.fsutil import write_atomic
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -142,125 +140,6 @@ def address_is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def _remaining(timeout: float | None, late: type[Exception]) -> float | None:
-    """`timeout`, shortened to what is left of this download's deadline.
-
-    Raises `late` (an httpcore timeout) once the deadline has passed, so that no
-    read, write or connect can outlast the download it belongs to.
-    """
-    deadline = _DEADLINE.get()
-    if deadline is None:
-        return timeout
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise late("the download's deadline has passed")
-    return left if timeout is None else min(timeout, left)
-
-
-class _BoundedStream(httpcore.NetworkStream):
-    """A connection whose every read and write ends by the current download's deadline."""
-
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _remaining(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _remaining(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        timeout = _remaining(timeout, httpcore.ConnectTimeout)
-        return _BoundedStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _GuardedBackend(httpcore.NetworkBackend):
-    """httpcore's socket backend, connecting only to addresses the rules allow."""
-
-    def __init__(self, allow_private: bool, allow_networks: Iterable[str] = ()) -> None:
-        self._inner = httpcore.SyncBackend()
-        self._allow_private = allow_private
-        self._allowed = [ipaddress.ip_network(n, strict=False) for n in allow_networks]
-
-    def _allows(self, address: str) -> bool:
-        if self._allow_private or address_is_public(address):
-            return True
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        return any(ip in network for network in self._allowed)
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        _remaining(timeout, httpcore.ConnectTimeout)  # no lookup once the time is up
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as error:
-            # Not worth a retry: the name does not exist, or this machine has no DNS.
-            raise UnresolvableHost(f"cannot resolve {host}: {error.strerror}") from None
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        allowed = [a for a in addresses if self._allows(a)]
-        if not allowed:
-            raise RefusedAddress(
-                f"{host} is {', '.join(addresses)}, not a public address "
-                "(see download.allow_private and allow_networks)"
-            )
-        # The checked address itself, never the name: a second lookup could differ.
-        # Each allowed address in the resolver's order, as a browser would.
-        for number, address in enumerate(allowed, start=1):
-            try:
-                stream = self._inner.connect_tcp(
-                    address,
-                    port,
-                    timeout=_remaining(timeout, httpcore.ConnectTimeout),
-                    local_address=local_address,
-                    socket_options=socket_options,
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout):
-                if number == len(allowed):
-                    raise
-                continue
-            return _BoundedStream(stream)
-        raise AssertionError("unreachable: `allowed` is not empty")  # pragma: no cover
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        raise RefusedAddress("unix sockets are not used")
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
-class _GuardedTransport(httpx.HTTPTransport):
-    """httpx's transport over the guarded backend (httpx has no public hook for it)."""
-
-    def __init__(self, allow_private: bool, allow_networks: Iterable[str] = ()) -> None:
-        super().__init__()
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            network_backend=_GuardedBackend(allow_private, allow_networks),
-        )
-
-
 class Downloader:
     """Fetches http(s) URLs with timeouts, a size cap and a redirect limit."""
 
@@ -292,9 +171,15 @@ class Downloader:
     @property
     def _client(self) -> httpx.Client:
         if self._lazy_client is None:
+            # httpx (and rich, which it imports) cost a tenth of a second at start-up:
+            # loaded with the first download only.
+            import httpx  # noqa: PLC0415
+
+            from convert.guarded_transport import GuardedTransport  # noqa: PLC0415
+
             limits = self.limits
             self._lazy_client = httpx.Client(
-                transport=_GuardedTransport(limits.allow_private, limits.allow_networks),
+                transport=GuardedTransport(limits.allow_private, limits.allow_networks),
                 timeout=httpx.Timeout(limits.timeout),
                 follow_redirects=False,  # followed by hand so that each hop is checked
                 headers={"User-Agent": USER_AGENT, "Accept-Encoding": _ACCEPT_ENCODING},
@@ -347,6 +232,8 @@ class Downloader:
 
     def _follow(self, url: str, headers: dict[str, str], limit: int, deadline: float) -> Fetched:
         """One attempt: the request and its redirects, each hop checked."""
+        import httpx  # noqa: PLC0415 - loaded by the client already (see _client)
+
         current = url
         for _hop in range(self.limits.max_redirects + 1):
             try:
