@@ -63,6 +63,11 @@ def parse_fragment(html: str) -> HtmlElement:
 
 def inner_html(container: HtmlElement) -> str:
     """The HTML inside `container`, without the container's own tag."""
+    if container.tag == "div" and not container.attrib:
+        # Our containers: one serialization (in C) of `<div>…</div>`, the tags cut off.
+        # The container's tail is not part of it.
+        html = etree.tostring(container, method="html", encoding="unicode", with_tail=False)
+        return html[len("<div>") : -len("</div>")]
     # The text before the first child is text: escaped as lxml escapes every other text
     # (else `&lt;script&gt;` there would come out as a `<script>` tag).
     parts = [escape(container.text or "", quote=False)]

@@ -60,17 +60,30 @@ def remove_invalid_xml(html: str) -> str:
     return _CHAR_REF.sub(_keep_valid_reference, remove_invalid_xml_chars(html))
 
 
+# What plain_text changes: controls (white space among them), bidi marks, what XML
+# forbids. Text without any is plain already (most captions, names and titles).
+_NOT_PLAIN = re.compile("[\x00-\x20\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
+
+
 def plain_text(text: str) -> str:
     """One line of clean text: XML-safe, no bidi overrides, white space collapsed, CJK tidied."""
+    if not _NOT_PLAIN.search(text):
+        return text.strip()  # str.strip also strips Unicode spaces (U+3000, NBSP)
     text = _BIDI_CONTROLS.sub("", remove_invalid_xml_chars(text))
     return tidy_cjk_spacing(_SPACE_RUN.sub(" ", text)).strip()
 
 
+# A character that plain_text keeps and str.strip does not take away (`\s` is
+# str.isspace's white space in a str pattern).
+_VISIBLE = re.compile(
+    "[^\\s\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+    "\ud800-\udfff\ufffe\uffff]"
+)
+
+
 def has_text(text: str) -> bool:
     """True when `plain_text(text)` would not be empty (without tidying all of it)."""
-    if not text.strip():
-        return False
-    return bool(_BIDI_CONTROLS.sub("", remove_invalid_xml_chars(text)).strip())
+    return _VISIBLE.search(text) is not None
 
 
 # A white-space run between two CJK characters, or touching full-width punctuation,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -10,6 +11,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 WEB_SCHEMES = frozenset({"http", "https"})
 
 
+# Cached: one article checks the same few addresses in the reader, the picture rewrite
+# and the sanitizer, and urlsplit is a tenth of its cleaning time.
+@functools.lru_cache(maxsize=4096)
 def is_web_url(url: str) -> bool:
     """True for an absolute http(s) URL with a host."""
     try:
@@ -20,6 +24,7 @@ def is_web_url(url: str) -> bool:
     return parts.scheme.lower() in WEB_SCHEMES and bool(parts.hostname)
 
 
+@functools.lru_cache(maxsize=4096)
 def host_of(url: str) -> str:
     """Lower-case host name of `url`, or '' when it has none."""
     try:
@@ -36,6 +41,8 @@ def is_tracking_parameter(name: str, patterns: Iterable[str]) -> bool:
 
 def drop_tracking(url: str, patterns: Iterable[str]) -> str:
     """`url` without tracking parameters; unchanged when it has none."""
+    if "?" not in url:
+        return url  # no query: nothing to drop (and most URLs have none)
     try:
         parts = urlsplit(url)
     except ValueError:

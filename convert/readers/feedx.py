@@ -245,18 +245,10 @@ def _take_published(root: HtmlElement, rules: Rules, where: str) -> datetime | N
 
 
 def _parse_pudate(raw: str, rules: Rules, where: str) -> datetime | None:
-    for fmt in _PUDATE_FORMATS:
-        try:
-            stamp = datetime.strptime(raw, fmt)
-        except ValueError:
-            continue
-        break
-    else:
-        try:
-            stamp = datetime.fromisoformat(raw)
-        except ValueError:
-            log.warning("%s: publication time %r is not a date; ignored", where, raw[:40])
-            return None
+    stamp = _pudate(raw)
+    if stamp is None:
+        log.warning("%s: publication time %r is not a date; ignored", where, raw[:40])
+        return None
     # An explicit offset is kept as an instant and shown in the site's zone.
     stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=rules.zone)
     if not usable_date(stamp):
@@ -269,6 +261,21 @@ def _parse_pudate(raw: str, rules: Rules, where: str) -> datetime | None:
         )
         return None
     return stamp.astimezone(rules.zone)
+
+
+def _pudate(raw: str) -> datetime | None:
+    """`raw` as a date: ISO 8601 (feedx's own form, parsed in C), else a looser format."""
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        pass
+    # strptime also takes what ISO does not, such as one-digit months (`2024-5-20 9:05`).
+    for fmt in _PUDATE_FORMATS:
+        try:
+            return datetime.strptime(raw, fmt)
+        except ValueError:
+            continue
+    return None
 
 
 # --- pictures -------------------------------------------------------------------------
@@ -332,6 +339,8 @@ def _normalize_body_figures(root: HtmlElement) -> tuple[Image, ...]:
     """Turn `<p><img><small>` into figures and collect every picture in reading order."""
     images: list[Image] = []
     for element in list(root.iter("p", "figure", "img")):
+        if element.tag == "p" and next(element.iter("img"), None) is None:
+            continue  # most paragraphs: text alone
         if not any(ancestor is root for ancestor in element.iterancestors()):
             continue  # inside a paragraph or figure replaced earlier in this loop
         if element.tag == "p" and _is_picture_paragraph(element):

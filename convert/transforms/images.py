@@ -84,6 +84,10 @@ def image_origin(url: str, config: Config) -> str:
 
 
 def _proxy_for(url: str, config: Config) -> ImageProxy | None:
+    # A host is a piece of its URL: most URLs name no proxy and need no parsing.
+    lowered = url.lower()
+    if not any(host in lowered for proxy in config.image_proxies for host in proxy.hosts):
+        return None
     try:
         host = (urlsplit(_with_scheme(url)).hostname or "").lower()
     except ValueError:
