@@ -5,8 +5,9 @@ from __future__ import annotations
 import fnmatch
 import functools
 import hashlib
+import re
 from collections.abc import Iterable
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 WEB_SCHEMES = frozenset({"http", "https"})
 
@@ -22,6 +23,22 @@ def is_web_url(url: str) -> bool:
     except ValueError:
         return False
     return parts.scheme.lower() in WEB_SCHEMES and bool(parts.hostname)
+
+
+# An absolute http(s) URL that urljoin gives back unchanged whatever the base: lower-case
+# scheme, a host, no white space or controls (which urlsplit strips), no brackets (IPv6,
+# which it checks), no `;` (path parameters it rewrites), and no empty `?` or `#`.
+_PLAIN_ABSOLUTE = re.compile(
+    r"https?://[^/?#;\[\]\s\x00-\x1f\x7f]+(?:/[^?#;\s\x00-\x1f\x7f]*)?"
+    r"(?:\?[^#\s\x00-\x1f\x7f]+)?(?:#[^\s\x00-\x1f\x7f]+)?"
+)
+
+
+def absolute_url(base: str, url: str) -> str:
+    """`urljoin(base, url)`, without parsing the many URLs that are absolute already."""
+    if _PLAIN_ABSOLUTE.fullmatch(url):
+        return url
+    return urljoin(base, url)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -9,9 +9,11 @@ import io
 import re
 import zipfile
 from datetime import date
+from urllib.parse import urljoin
 
 import feedparser
 import lxml.html
+import pytest
 from conftest import make_article
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
@@ -23,8 +25,9 @@ from convert.errors import ConvertError
 from convert.fragments import parse_fragment, text_of
 from convert.model import Channel, Digest, Feed
 from convert.readers.feedx import read_feedx
-from convert.text import plain_text
+from convert.text import has_text, plain_text
 from convert.transforms import clean
+from convert.urls import absolute_url
 from convert.writers.epub import EpubOptions, write_epub
 from convert.writers.html import SUMMARY_LENGTH, article_summary
 from convert.writers.markdown import render_markdown
@@ -238,3 +241,37 @@ def test_plain_text_of_an_opening_is_the_opening_of_plain_text(text: str, cut: i
     """What the summary relies on: cleaning is local, only the last character may differ."""
     opening = plain_text(text[:cut])
     assert plain_text(text).startswith(opening[:-1])
+
+
+# Pieces of addresses, odd ones included: what urlsplit strips, rewrites or refuses.
+_URL_PIECES = st.sampled_from(
+    [
+        *"http https HTTP : // / a.com b ? # ; x=1 & [ ] ::1 .. . %20 中 @ :80".split(),
+        *[" ", "\t", "\n", "\x01", "\x7f", "\u3000", ""],
+    ]
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.sampled_from(["https://cn.nytimes.com/a/b/", "http://a.com/b;p?q#f", "", "file:///x"]),
+    st.lists(_URL_PIECES, max_size=10).map("".join),
+    st.sampled_from(["", "http://", "https://"]),
+)
+def test_absolute_url_is_urljoin(base: str, rest: str, scheme: str) -> None:
+    """The shortcut for URLs that are absolute already never changes what urljoin gives."""
+    url = scheme + rest
+    try:
+        expected = urljoin(base, url)
+    except ValueError as error:  # a bracket that is no IPv6 address
+        with pytest.raises(ValueError, match=re.escape(str(error))):
+            absolute_url(base, url)
+        return
+    assert absolute_url(base, url) == expected
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(st.sampled_from(" \t\n\x0b\x0c\x00\x1f\x85\xa0\u3000\u2028\u202e\ud800中，a")))
+def test_has_text_is_whether_plain_text_leaves_any(text: str) -> None:
+    """has_text answers without tidying: it must agree with plain_text itself."""
+    assert has_text(text) == bool(plain_text(text))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from urllib.parse import parse_qsl, urljoin, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from convert.config import Config, ImageProxy, Rules
 from convert.fragments import parse_fragment, serialize_body
 from convert.model import Article, Image
-from convert.urls import is_web_url
+from convert.urls import absolute_url, is_web_url
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def rewrite_mirrored_images(article: Article, rules: Rules) -> Article:
 
     def resolve(url: str) -> str:
         if url not in rewritten:
-            absolute = urljoin(article.url, url.strip()) if article.url else url.strip()
+            absolute = absolute_url(article.url, url.strip()) if article.url else url.strip()
             rewritten[url] = image_origin(absolute, config)
         return rewritten[url]
 

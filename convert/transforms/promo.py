@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
+from typing import Any, cast
 
+from lxml import etree
 from lxml.html import HtmlElement
 
 from convert.config import Promo, Rules
@@ -36,9 +39,8 @@ def _is_promo_host(href: str, promo: Promo) -> bool:
 def _cut_promo_block(root: HtmlElement, promo: Promo) -> None:
     """Delete everything from the first promotion marker to the end of its block."""
     # The first text holding a marker, found by XPath (in C), in document order.
-    tests = " or ".join(f"contains(., $m{n})" for n in range(len(promo.markers)))
-    markers = {f"m{n}": marker for n, marker in enumerate(promo.markers)}
-    hits = root.xpath(f"descendant-or-self::text()[{tests}]", **markers) if tests else []
+    found = _marker_texts(len(promo.markers))(root, **_marker_variables(promo.markers))
+    hits = cast("list[Any]", found)  # text() results: "smart" strings that know their element
     if not hits or hits[0].getparent() is None:
         return
     element, slot = hits[0].getparent(), "text" if hits[0].is_text else "tail"
@@ -57,6 +59,17 @@ def _cut_promo_block(root: HtmlElement, promo: Promo) -> None:
         if not _is_promo_leftover(sibling, promo):
             break
         sibling.drop_tree()
+
+
+@functools.cache
+def _marker_texts(count: int) -> etree.XPath:
+    """XPath of the texts holding any of `count` markers, given as variables $m0, $m1, …"""
+    tests = " or ".join(f"contains(., $m{n})" for n in range(count)) or "false()"
+    return etree.XPath(f"descendant-or-self::text()[{tests}]")
+
+
+def _marker_variables(markers: tuple[str, ...]) -> dict[str, str]:
+    return {f"m{n}": marker for n, marker in enumerate(markers)}
 
 
 def _has_words(element: HtmlElement) -> bool:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from urllib.parse import urljoin, urlsplit
 
 import nh3
 
 from convert.config import Rules
 from convert.model import Article, Image, Link
 from convert.text import escape_url_characters, plain_text, remove_invalid_xml
-from convert.urls import drop_tracking, is_web_url
+from convert.urls import absolute_url, drop_tracking, is_web_url
 
 # Structure and emphasis that articles use; everything else is unwrapped to its text.
 ALLOWED_TAGS = frozenset(
@@ -47,10 +46,10 @@ def sanitize_body(article: Article, rules: Rules) -> Article:
             return value
         # Joined first (which drops tabs and line breaks, as a browser does), then what
         # may not stand raw in a URL is percent-encoded.
-        value = escape_url_characters(urljoin(base, value.strip()) if base else value)
-        scheme = urlsplit(value).scheme.lower() if value else ""
-        # Pictures must come from the web; links may also be mailto:.
-        if scheme == "mailto" and tag == "a":
+        value = escape_url_characters(absolute_url(base, value.strip()) if base else value)
+        # Pictures must come from the web; links may also be mailto: (the scheme is
+        # what comes before the first colon, and the value is stripped).
+        if tag == "a" and value[:7].lower() == "mailto:":
             return value
         if not is_web_url(value):
             return None
@@ -73,21 +72,22 @@ def sanitize_body(article: Article, rules: Rules) -> Article:
     def clean_image(image: Image) -> Image | None:
         if not is_web_url(image.url):
             return None
-        return dataclasses.replace(
-            image,
-            url=escape_url_characters(drop_tracking(image.url, tracking)),
-            caption=plain_text(image.caption),
-            credit=plain_text(image.credit),
-        )
+        url = escape_url_characters(drop_tracking(image.url, tracking))
+        caption, credit = plain_text(image.caption), plain_text(image.credit)
+        if (url, caption, credit) == (image.url, image.caption, image.credit):
+            return image  # most are clean already: no copy
+        return dataclasses.replace(image, url=url, caption=caption, credit=credit)
 
     def clean_link(link: Link) -> Link | None:
         if not is_web_url(link.url):
             return None
-        return dataclasses.replace(
-            link,
-            url=escape_url_characters(drop_tracking(link.url, tracking)),
-            title=plain_text(link.title),
+        url, title = (
+            escape_url_characters(drop_tracking(link.url, tracking)),
+            plain_text(link.title),
         )
+        if (url, title) == (link.url, link.title):
+            return link
+        return dataclasses.replace(link, url=url, title=title)
 
     lead = clean_image(article.lead_image) if article.lead_image else None
     return dataclasses.replace(
