@@ -103,26 +103,40 @@ def _one_space(match: re.Match[str]) -> str:
 
 def _collapse_whitespace(root: HtmlElement) -> None:
     """HTML white-space collapsing, minus the spaces Chinese typography does not have."""
+    spaced: list[list[tuple[HtmlElement, str]]] = []  # the flows that hold white space
     slots: list[tuple[HtmlElement, str]] = []
-    flows: list[list[tuple[HtmlElement, str]]] = [slots]
+    has_space = False
     in_pre = 0  # how many <pre> are open: their white space is kept as it is
     for event, element in etree.iterwalk(root, events=("start", "end")):
         tag = element.tag
         if tag == "pre":
             in_pre += 1 if event == "start" else -1
-            if not in_pre:
-                flows.append(slots := [(element, "tail")] if event == "end" else [])
+            if in_pre:
+                continue
+            # The text after a <pre> starts a flow.
+            if has_space:
+                spaced.append(slots)
+            slots, has_space = [], False
+        elif in_pre:
             continue
-        if in_pre:
-            continue
-        if tag in _BLOCKS or tag == "br":
-            flows.append(slots := [])  # a block boundary ends the flow
-        slots.append((element, "text" if event == "start" else "tail"))
-    for flow in flows:
+        elif tag in _BLOCKS or tag == "br":  # a block boundary ends the flow
+            if has_space:
+                spaced.append(slots)
+            slots, has_space = [], False
+        if event == "start" and tag != "pre":
+            slots.append((element, "text"))
+            value = element.text
+        else:
+            slots.append((element, "tail"))
+            value = element.tail
+        # Most flows (a Chinese paragraph) have no white space: nothing to collapse.
+        if value and not has_space and _SPACE.search(value):
+            has_space = True
+    if has_space:
+        spaced.append(slots)
+    for flow in spaced:
         values = [getattr(el, slot) or "" for el, slot in flow]
         joined = _JOINT.join(values)
-        if not _SPACE.search(joined):
-            continue  # nothing to collapse
         if "\n" in joined:
             joined = _NEWLINE_RUN.sub(_newline_in_cjk, joined)
         joined = _RUN.sub(_around_punctuation, joined)
@@ -134,7 +148,10 @@ def _collapse_whitespace(root: HtmlElement) -> None:
 
 def _drop_edge_breaks(root: HtmlElement) -> None:
     """`<br>` at the start or end of a block (or of the article) shows as nothing but a gap."""
-    for block in [root, *(el for el in root.iter() if el.tag in _BLOCKS)]:
+    # Only a block with a <br> of its own has any to drop (few do); in document order.
+    parents = (br.getparent() for br in root.iter("br"))
+    blocks = {id(p): p for p in parents if p is not None and (p is root or p.tag in _BLOCKS)}
+    for block in blocks.values():
         while len(block) and block[-1].tag == "br" and not (block[-1].tail or "").strip():
             block[-1].drop_tree()
         while len(block) and block[0].tag == "br" and not (block.text or "").strip():
