@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from html import escape
+from typing import cast
 
 import lxml.html
 from lxml import etree
@@ -177,11 +178,14 @@ def flatten_deep(root: HtmlElement, max_depth: int = MAX_DEPTH) -> int:
     return len(deep)
 
 
+_COUNT_ELEMENTS = etree.XPath("count(.//*)")  # compiled once, not per article
+
+
 def parse_shallow(html: str) -> tuple[HtmlElement, bool]:
     """`parse_fragment`, with nesting deeper than MAX_DEPTH flattened; True when it was."""
     root = parse_fragment(html)
     # Counted in C: a fragment of fewer elements than MAX_DEPTH cannot nest deeper.
-    if root.xpath("count(.//*)") < MAX_DEPTH:
+    if cast(float, _COUNT_ELEMENTS(root)) < MAX_DEPTH:
         return root, False
     depth = depth_of(root)
     if depth <= MAX_DEPTH:

@@ -76,8 +76,7 @@ def plain_text(text: str) -> str:
 # A character that plain_text keeps and str.strip does not take away (`\s` is
 # str.isspace's white space in a str pattern).
 _VISIBLE = re.compile(
-    "[^\\s\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
-    "\ud800-\udfff\ufffe\uffff]"
+    "[^\\s\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]"
 )
 
 
