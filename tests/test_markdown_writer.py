@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import lxml.html
+import yaml
 from conftest import make_article
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from markdown_it import MarkdownIt
+from markdownify import MarkdownConverter
 
 from convert.model import Article, Image
-from convert.writers.markdown import markdown_file_name, render_markdown
+from convert.writers.markdown import ArticleMarkdownConverter, markdown_file_name, render_markdown
 
 
 def rendered(article: Article) -> lxml.html.HtmlElement:
@@ -111,3 +115,49 @@ def test_code_cannot_leak_html_out_of_its_span_or_fence() -> None:
         tree = rendered(make_article(body))
         assert next(tree.iter("script"), None) is None
         assert "<script>" in tree.text_content()
+
+
+class _Reference(ArticleMarkdownConverter):
+    """Our converter without its fast paths: markdownify's own text handling throughout."""
+
+    process_text = MarkdownConverter.process_text
+    escape = MarkdownConverter.escape
+
+
+# Text that takes the fast paths (CJK prose alone) and text that must not: every kind
+# of whitespace markdownify collapses or strips, and every character it escapes.
+_TEXT_PIECES = [*"中文，。“”《》abc", " ", "\n", "\t", "\r", "\u3000", "\xa0", "\u2003"]
+_TEXT_PIECES += [*"*_[]()#>!`~|\\<&=+-.", "1.", "- ", "# ", "&lt;b&gt;", "&amp;"]
+_SNIPPET = st.lists(st.sampled_from(_TEXT_PIECES), max_size=8).map("".join)
+_WRAPPERS = ["p", "li", "td", "h2", "pre", "code", "b", "em", "a href='https://a.org'", "div"]
+
+
+@st.composite
+def _body(draw: st.DrawFn) -> str:
+    parts = []
+    for _ in range(draw(st.integers(1, 5))):
+        tag = draw(st.sampled_from(_WRAPPERS))
+        name = tag.split()[0]
+        inner = draw(_SNIPPET) + draw(st.sampled_from(["", "<br>", "<b>粗</b>", "<p>段</p>"]))
+        parts.append(draw(_SNIPPET) + f"<{tag}>{inner}{draw(_SNIPPET)}</{name}>")
+    caption = draw(_SNIPPET)
+    parts.append(f'<figure><img src="https://a.org/p.jpg"><figcaption>{caption}</figcaption>')
+    return "<section>" + "".join(parts) + "</figure></section>"
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_body(), title=_SNIPPET)
+def test_fast_paths_give_what_markdownify_gives(body: str, title: str) -> None:
+    # The text fast paths skip markdownify's work only where it would change nothing.
+    ours, reference = ArticleMarkdownConverter(), _Reference()
+    assert ours.convert(body) == reference.convert(body)
+    assert ours.escape_text(title) == reference.escape_text(title)
+
+
+def test_front_matter_values_stay_quoted_when_seen_again() -> None:
+    # YAML values are cached: the second article gets what the first got.
+    for title in ("yes", "2024-05-20", "- 列表", "null", "a: b", "中文"):
+        first = render_markdown(make_article("<p>x</p>", title=title))
+        second = render_markdown(make_article("<p>y</p>", title=title))
+        assert first.split("---\n")[1] == second.split("---\n")[1]
+        assert yaml.safe_load(first.split("---\n")[1])["title"] == title

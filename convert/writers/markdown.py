@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit
 import jinja2
 import yaml
 from bs4 import Tag
+from bs4.element import NavigableString
 from markdownify import ATX, BACKSLASH, MarkdownConverter
 
 from convert.model import Article, Image
@@ -31,7 +32,11 @@ _HAS_CJK = re.compile(f"[{CJK}]")
 _FENCE_LINE = re.compile(r"(?:^|\n)[ \t]*(?:`{3,}|~{3,})")
 # Every character that markdownify's escape() (escape_misc, asterisks, underscores)
 # may put a backslash before, or that starts a sequence it escapes (`-`, `#`, `1.`).
-_ESCAPABLE = re.compile(r"[]\\&<`[>~=+|\-#.)*_]")
+_ESCAPABLE_CHARS = r"]\\&<`[>~=+|\-#.)*_"
+_ESCAPABLE = re.compile(f"[{_ESCAPABLE_CHARS}]")
+# Text that markdownify's process_text would return as is holds none of these: nothing
+# to escape, no whitespace to collapse or strip (`\s` is str.isspace(), what strip() takes).
+_TEXT_TO_PROCESS = re.compile(rf"[{_ESCAPABLE_CHARS}\s]")
 # Characters that end a Markdown link destination or title, or confuse autolinks.
 _URL_SAFE = "".join(sorted(set("!#$%&'*+,-./:;=?@[]_~") - set("()<> ")))
 
@@ -219,6 +224,16 @@ class ArticleMarkdownConverter(MarkdownConverter):
         picture = self.picture(img) if isinstance(img, Tag) else ""
         return "\n\n" + figure_markdown(picture, caption, credit, self) + "\n\n"
 
+    def process_text(self, el: NavigableString, parent_tags: set[str] | None = None) -> str:
+        # Most text nodes are a run of Chinese prose without spaces or Markdown syntax,
+        # which markdownify's substitutions, escape and strips would leave as it is: one
+        # search saves them (a tenth of the render). test_markdown_writer checks that
+        # this gives what markdownify gives, should a new markdownify do more.
+        text = str(el)
+        if _TEXT_TO_PROCESS.search(text) is None:
+            return text
+        return str(_Base.process_text(self, el, parent_tags))
+
     def escape(self, text: str, parent_tags: set[str]) -> str:
         # Most runs of Chinese text hold none of the characters markdownify escapes:
         # one search then saves its four substitutions.
@@ -228,7 +243,8 @@ class ArticleMarkdownConverter(MarkdownConverter):
 
     def escape_text(self, text: str) -> str:
         """Escape plain text the way body text is escaped."""
-        return str(_Base.escape(self, re.sub(r"\s+", " ", text).strip(), set()))
+        # Through self.escape, so that titles and captions take its fast path too.
+        return self.escape(re.sub(r"\s+", " ", text).strip(), set())
 
 
 def _first_tag(el: Tag, name: str) -> Tag | None:
@@ -261,6 +277,19 @@ _YAML_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 def _yaml_value(value: Any) -> str:
     """One YAML value on one line: quoted where YAML would misread it."""
+    if type(value) is str:
+        return _yaml_string(value)
+    return _yaml_dump(value)
+
+
+# A third of the values (source, language, translator) repeat from article to article,
+# and each dump, even through libyaml, costs a new emitter and representer.
+@functools.lru_cache(maxsize=1024)
+def _yaml_string(value: str) -> str:
+    return _yaml_dump(value)
+
+
+def _yaml_dump(value: Any) -> str:
     dumped = yaml.dump(
         value, Dumper=_YAML_DUMPER, allow_unicode=True, default_flow_style=True, width=2**31 - 1
     )
