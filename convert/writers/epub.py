@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import functools
 import io
-import os
 import uuid
 import zipfile
 from collections import deque
@@ -250,9 +249,10 @@ def write_epub(digest: Digest, pictures: Mapping[str, Picture], options: EpubOpt
     if not digest.articles:
         raise ValueError("a digest needs at least one article")
     out = io.BytesIO()
-    # A few threads do what lets go of the GIL: drawing the cover (Pillow) while the
-    # book is laid out, then the work of each zip entry (see `_ReproducibleZip`).
-    with ThreadPoolExecutor(max_workers=_zip_workers(), thread_name_prefix="epub") as pool:
+    # One thread besides this one: it draws the cover (Pillow) while the book is laid
+    # out, then writes the zip's entries in order (reading pictures from the cache and
+    # deflating pages, both mostly outside the GIL) while this thread makes the pages.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="epub") as pool:
         cover = pool.submit(render_cover, digest, options.font_path)
         book = _book(digest, pictures, options, cover)
         modified = digest.modified.astimezone(UTC).replace(tzinfo=None)
@@ -331,11 +331,6 @@ def _book(
         {"type": "toc", "href": "contents.xhtml", "title": labels["contents"]},
     ]
     return book
-
-
-def _zip_workers() -> int:
-    """Threads that draw the cover and write the book's entries: the cores, a few at most."""
-    return min(4, os.cpu_count() or 1)
 
 
 def _stylesheet(book: epub.EpubBook, name: str) -> Any:
@@ -436,7 +431,12 @@ class _Writer(epub.EpubWriter):  # type: ignore[misc]
 
 # Fixed zip entry time (the zip format's own epoch): rebuilds are byte-identical.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-_AHEAD = 16  # entries being prepared at a time, at most
+# Pages made but not yet in the zip, in bytes, at most: the writer thread may fall
+# behind, but not by the whole book. Pictures waiting count nothing (read when written).
+_AHEAD_BYTES = 4_000_000
+# Entries handed to the writer thread at a time: a task for each entry costs about as
+# much as writing a small one.
+_BATCH = 32
 
 
 # What an entry is made of: text or bytes, a picture still in the cache, or the cover
@@ -449,7 +449,7 @@ def _bytes_of(data: _Data) -> bytes:
     if isinstance(data, Future):
         return data.result()  # the cover, submitted to the pool before any entry
     if isinstance(data, Picture):
-        return data.data  # read and hashed in a pool thread, outside the GIL
+        return data.data
     return data.encode("utf-8") if isinstance(data, str) else data
 
 
@@ -459,29 +459,51 @@ class _ReproducibleZip:
 
     `mimetype` comes first and is stored (the EPUB rule); pictures are stored too
     (compressed already: deflating them again costs time for a fraction of a percent);
-    text is deflated. What ebooklib's writer calls is `writestr` and `close`. Reading
-    pictures from the cache is done ahead in `pool`'s threads, in order.
+    text is deflated. What ebooklib's writer calls is `writestr` and `close`. The
+    entries are written by `pool`'s one thread, in order, a batch at a time, while the
+    caller makes the next pages: reading pictures and deflating pages let go of the GIL.
     """
 
     def __init__(self, out: io.BytesIO, pool: ThreadPoolExecutor) -> None:
         self.zip = zipfile.ZipFile(out, "w")
         self.pool = pool
-        self.pending: deque[tuple[str, Future[bytes]]] = deque()
+        self.batch: list[tuple[str, _Data]] = []
+        self.batch_bytes = 0
+        self.pending: deque[tuple[Future[None], int]] = deque()
+        self.waiting = 0  # bytes of the pending batches
 
     def writestr(self, name: str, data: _Data, compress_type: int | None = None) -> None:
-        self.pending.append((name, self.pool.submit(_bytes_of, data)))
-        while self.pending and (len(self.pending) > _AHEAD or self.pending[0][1].done()):
-            self._put(*self.pending.popleft())
+        self.batch.append((name, data))
+        self.batch_bytes += len(data) if isinstance(data, bytes | str) else 0
+        if len(self.batch) >= _BATCH:
+            self._hand_over()
 
     def close(self) -> None:
         """Write what is pending, then the central directory."""
+        self._hand_over()
         while self.pending:
-            self._put(*self.pending.popleft())
+            self._done()
         self.zip.close()
 
-    def _put(self, name: str, data: Future[bytes]) -> None:
-        info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
-        info.external_attr = 0o644 << 16
-        stored = name == "mimetype" or name.startswith("EPUB/images/")
-        info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
-        self.zip.writestr(info, data.result(), compresslevel=None if stored else 9)
+    def _hand_over(self) -> None:
+        """The batch to the writer thread; wait while too much is waiting."""
+        if self.batch:
+            self.pending.append((self.pool.submit(self._put_all, self.batch), self.batch_bytes))
+            self.waiting += self.batch_bytes
+            self.batch, self.batch_bytes = [], 0
+        while self.pending and (self.waiting > _AHEAD_BYTES or self.pending[0][0].done()):
+            self._done()
+
+    def _done(self) -> None:
+        """Wait for the oldest batch (its error, if any, is raised here)."""
+        written, size = self.pending.popleft()
+        self.waiting -= size
+        written.result()
+
+    def _put_all(self, entries: list[tuple[str, _Data]]) -> None:
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+            info.external_attr = 0o644 << 16
+            stored = name == "mimetype" or name.startswith("EPUB/images/")
+            info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+            self.zip.writestr(info, _bytes_of(data), compresslevel=None if stored else 9)
