@@ -1,8 +1,8 @@
 """The pictures of an EPUB digest: fetched once, checked, and made small enough for an e-reader.
 
-The EPUB writer embeds what `fetch_pictures` returns and never fetches by itself.
-Every picture is decoded and re-encoded here, so what goes into a book is always
-one of three plain formats, without metadata, named after its own bytes:
+The EPUB writer embeds what `fetch_pictures` (or `fetch_to_budget`) returns and never
+fetches by itself. Every picture is decoded and re-encoded here, so what goes into a
+book is always one of three plain formats, without metadata, named after its own bytes:
 
 - JPEG stays JPEG; PNG without transparency stays PNG; GIF stays GIF (its first
   frame, flattened on white);
@@ -15,7 +15,8 @@ were fetched, and per content hash and processing options the prepared picture,
 so a rebuild with a warm cache makes no request at all, and two URLs serving the
 same bytes share one prepared file. Failures are not cached: they are tried again.
 It also keeps each re-encoding made to fit a budget, and which one fitted a book,
-so that a rebuild re-encodes nothing either. The pictures returned from the cache
+so that a rebuild re-encodes nothing either (nor reads the pictures that those
+re-encodings replace: `fetch_to_budget`). The pictures returned from the cache
 hold no bytes, only where to read them (`Picture.data`), so that a book's thousands
 of pictures are never all in memory at once.
 """
@@ -167,6 +168,52 @@ def fetch_pictures(
     urls: Sequence[str], downloader: Downloader, cache_dir: Path, options: PictureOptions
 ) -> dict[str, Picture]:
     """Fetch, check and prepare each picture; those that fail are absent, with a warning."""
+    unique = _within_count(urls, options)
+    cache = _Cache(cache_dir, options)
+    hits = {url: p for url in unique if (p := _checked_hit(cache, url)) is not None}
+    return _fetch_rest(unique, hits, downloader, cache, options)
+
+
+def fetch_to_budget(
+    urls: Sequence[str],
+    downloader: Downloader,
+    cache_dir: Path,
+    options: PictureOptions,
+    budget_bytes: int,
+) -> dict[str, Picture]:
+    """`fetch_pictures`, then `shrink_to_budget` when the pictures are over `budget_bytes`.
+
+    The same pictures as those two calls; but when the cache remembers the shrinking
+    that fitted these pictures to this budget, and still has every re-encoding of it,
+    the pictures it replaces are neither read nor checked (only what goes into the book
+    is): a warm rebuild of a book over budget reads each picture's bytes once here.
+    """
+    unique = _within_count(urls, options)
+    cache = _Cache(cache_dir, options)
+    known = {url: recorded for url in unique if (recorded := cache.known(url)) is not None}
+    # The 404s and the like, which are never cached, are tried again in either case.
+    unchecked = {url: recorded.picture(url) for url, recorded in known.items()}
+    pictures = _fetch_rest(unique, unchecked, downloader, cache, options, quiet=True)
+    files = {p.name: p for p in pictures.values()}
+    fitted = _fit_remembered(files, budget_bytes, options, cache)
+    if fitted is not None:
+        chosen, step = fitted
+        _log_ready(pictures, unique, len(known))
+        _log_shrunk(_total(files.values()), _total(chosen.values()), budget_bytes, step)
+        return {url: replace(chosen[p.name], url=url) for url, p in pictures.items()}
+    # The pictures from the cache are needed themselves: checked as `fetch_pictures`
+    # does, and those whose file was damaged are fetched again.
+    damaged = [url for url, p in known.items() if not _intact(p.source, p.sha256)]
+    again = _fetch_rest(damaged, {}, downloader, cache, options, quiet=True)
+    for url in damaged:
+        del pictures[url]
+    pictures = {url: p for url in unique if (p := pictures.get(url) or again.get(url))}
+    _log_ready(pictures, unique, len(known) - len(damaged))
+    return shrink_to_budget(pictures, budget_bytes, options, cache_dir)
+
+
+def _within_count(urls: Sequence[str], options: PictureOptions) -> list[str]:
+    """Each URL once, the first `options.max_count` of them; the rest skipped with a warning."""
     unique = list(dict.fromkeys(urls))
     if len(unique) > options.max_count:
         skipped = unique[options.max_count :]
@@ -177,30 +224,50 @@ def fetch_pictures(
             skipped[0],
         )
         unique = unique[: options.max_count]
-    cache = _Cache(cache_dir, options)
+    return unique
 
-    def from_cache(url: str) -> Picture | None:
-        recorded = cache.known(url)
-        if recorded is None or not _intact(recorded.source, recorded.sha256):
-            return None
-        return recorded.picture(url)
 
-    # In this thread: threads would read and hash in parallel, but the GIL handed back
-    # and forth between them for each small file costs more than that saves.
-    hits = {url: picture for url in unique if (picture := from_cache(url)) is not None}
+def _checked_hit(cache: _Cache, url: str) -> Picture | None:
+    """The cache's picture for `url`, its bytes checked; None when unknown or damaged."""
+    recorded = cache.known(url)
+    if recorded is None or not _intact(recorded.source, recorded.sha256):
+        return None
+    return recorded.picture(url)
+
+
+def _fetch_rest(
+    unique: list[str],
+    hits: dict[str, Picture],
+    downloader: Downloader,
+    cache: _Cache,
+    options: PictureOptions,
+    *,
+    quiet: bool = False,
+) -> dict[str, Picture]:
+    """`hits`, and the other URLs of `unique` downloaded and prepared, in `unique`'s order.
+
+    The cache is read in the caller's thread: threads would read and hash in parallel,
+    but the GIL handed back and forth between them for each small file costs more than
+    that saves.
+    """
     with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="picture") as pool:
         missing = [url for url in unique if url not in hits]
         found = pool.map(lambda url: _picture(url, downloader, cache, options), missing)
         fetched = dict(zip(missing, found, strict=True))
     pictures = {url: picture for url in unique if (picture := hits.get(url) or fetched[url])}
+    if not quiet:
+        _log_ready(pictures, unique, len(hits))
+    return pictures
+
+
+def _log_ready(pictures: dict[str, Picture], unique: list[str], from_cache: int) -> None:
     log.info(
         "pictures: %d of %d ready (%d from the cache, %d downloaded)",
         len(pictures),
         len(unique),
-        len(hits),
-        len(pictures) - len(hits),
+        from_cache,
+        len(pictures) - from_cache,
     )
-    return pictures
 
 
 def shrink_to_budget(
@@ -220,9 +287,7 @@ def shrink_to_budget(
     before = _total(files.values())
     if before <= budget_bytes:
         return dict(pictures)
-    floor = min(_SHRINK_QUALITIES[-1], options.jpeg_quality)
-    steps = [(q, 1.0) for q in _SHRINK_QUALITIES if q < options.jpeg_quality]
-    steps += [(floor, scale) for scale in _SHRINK_SCALES]
+    steps = _shrink_steps(options)
     best: dict[str, Picture] = files
     best_step = (options.jpeg_quality, 1.0)
     cache = _Cache(cache_dir, options) if cache_dir is not None else None
@@ -246,8 +311,44 @@ def shrink_to_budget(
                 break
         if cache is not None and best is not files:
             best = _checked(files, best, best_step, cache, pool)
-    after = _total(best.values())
-    how = f"JPEG quality {best_step[0]}, {best_step[1]:.0%} size"
+    _log_shrunk(before, _total(best.values()), budget_bytes, best_step)
+    return {url: replace(best[p.name], url=url) for url, p in pictures.items()}
+
+
+def _shrink_steps(options: PictureOptions) -> list[tuple[int, float]]:
+    """The (JPEG quality, scale) tried in turn: lower qualities, then smaller sizes."""
+    floor = min(_SHRINK_QUALITIES[-1], options.jpeg_quality)
+    steps = [(q, 1.0) for q in _SHRINK_QUALITIES if q < options.jpeg_quality]
+    return steps + [(floor, scale) for scale in _SHRINK_SCALES]
+
+
+def _fit_remembered(
+    files: dict[str, Picture], budget_bytes: int, options: PictureOptions, cache: _Cache
+) -> tuple[dict[str, Picture], tuple[int, float]] | None:
+    """The re-encodings `shrink_to_budget` would choose for `files` (by name) and their
+    step, when they are over the budget and the cache remembers the step that fitted and
+    holds each of its re-encodings intact; else None. The originals are not read."""
+    steps = _shrink_steps(options)
+    if _total(files.values()) <= budget_bytes:
+        return None
+    step = cache.fitting_step(_plan_key(files.values(), budget_bytes, steps))
+    if step is None or step not in steps:
+        return None
+    chosen: dict[str, Picture] = {}
+    for name, picture in files.items():
+        smaller = cache.shrunk(picture, *step)
+        if smaller is None:
+            return None  # to be re-encoded: from the original, which must be checked first
+        chosen[name] = smaller
+    if _total(chosen.values()) > budget_bytes:
+        return None
+    if not all(_intact(p.source, p.sha256) for p in chosen.values()):
+        return None  # `shrink_to_budget` makes the damaged ones again, from the originals
+    return chosen, step
+
+
+def _log_shrunk(before: int, after: int, budget_bytes: int, step: tuple[int, float]) -> None:
+    how = f"JPEG quality {step[0]}, {step[1]:.0%} size"
     if after <= budget_bytes:
         # A warning, not info: the reader gets smaller pictures than they asked for.
         log.warning(
@@ -265,7 +366,6 @@ def shrink_to_budget(
             budget_bytes / _MB,
             how,
         )
-    return {url: replace(best[p.name], url=url) for url, p in pictures.items()}
 
 
 # --- one picture ------------------------------------------------------------------------
@@ -753,7 +853,9 @@ class _Cache:
 
 def _read_json(path: str) -> dict[str, Any] | None:
     try:
-        with open(path, encoding="utf-8") as handle:
+        # Bytes, not text: json reads UTF-8 itself, and a text reader for each of the
+        # thousands of small records of a book costs more than the parsing.
+        with open(path, "rb") as handle:
             value = json.loads(handle.read())
     except (OSError, ValueError):
         return None

@@ -863,7 +863,7 @@ def _digest_pictures(
     digest: Digest, config: Config, downloader: Downloader, job: EpubJob
 ) -> dict[str, Picture]:
     """Every picture of the digest, fetched once, prepared, and fitted to the budget."""
-    from convert.pictures import PictureOptions, fetch_pictures, shrink_to_budget
+    from convert.pictures import PictureOptions, fetch_to_budget
 
     settings = config.epub
     urls = list(dict.fromkeys(image.url for a in digest.articles for image in a.images))
@@ -874,9 +874,6 @@ def _digest_pictures(
         max_count=settings.max_pictures,
     )
     cache = Path(config.download.cache_dir) if config.download.cache_dir else user_cache_dir()
-    pictures = fetch_pictures(urls, downloader, cache / "pictures", options)
     # Text, styles and the cover are small beside the pictures; keep 2 MB for them.
     room = int(settings.budget_mb * 1_000_000) - 2_000_000
-    if sum(p.size for p in pictures.values()) > room:
-        pictures = shrink_to_budget(pictures, room, options, cache / "pictures")
-    return pictures
+    return fetch_to_budget(urls, downloader, cache / "pictures", options, room)

@@ -26,6 +26,7 @@ from convert.pictures import (
     Picture,
     PictureOptions,
     fetch_pictures,
+    fetch_to_budget,
     shrink_to_budget,
 )
 
@@ -479,6 +480,76 @@ def test_an_impossible_budget_gives_the_smallest_attempt(
     assert (jpeg.width, jpeg.height) == (300, 200)
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
     assert "still over the 0.0 MB budget" in caplog.records[0].getMessage()
+
+
+def fetch_fitted(urls: list[str], tmp_path: Path, cache: Path, budget: int) -> dict[str, Picture]:
+    """fetch_to_budget with a fresh downloader, as a new run would."""
+    with Downloader(limits(tmp_path)) as client:
+        return fetch_to_budget(urls, client, cache, PictureOptions(), budget)
+
+
+def damage(path: str | bytes) -> None:
+    """Change a cache file's bytes, keeping its length (only its hash tells)."""
+    assert isinstance(path, str)
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+
+
+def test_fetching_to_a_budget_is_fetching_then_shrinking(
+    httpserver: HTTPServer, tmp_path: Path, large_pictures: dict[str, Picture]
+) -> None:
+    urls, cache = list(large_pictures), tmp_path / "cache"
+    budget = total(large_pictures) // 3
+    expected = shrink_to_budget(large_pictures, budget, PictureOptions(), cache)
+    requests = requests_to(httpserver)
+    assert fetch_fitted(urls, tmp_path, cache, budget) == expected
+    assert fetch_fitted(urls, tmp_path, cache, total(large_pictures)) == large_pictures
+    assert requests_to(httpserver) == requests  # all from the cache
+
+
+def test_a_warm_rebuild_over_budget_needs_only_the_shrunk_pictures(
+    httpserver: HTTPServer, tmp_path: Path, large_pictures: dict[str, Picture]
+) -> None:
+    urls, cache = list(large_pictures), tmp_path / "cache"
+    budget = total(large_pictures) // 3
+    first = fetch_fitted(urls, tmp_path, cache, budget)
+    requests = requests_to(httpserver)
+    for picture in large_pictures.values():
+        damage(picture.source)  # the originals, which the remembered shrinking replaces
+
+    again = fetch_fitted(urls, tmp_path, cache, budget)
+    assert again == first
+    assert total(again) <= budget  # every byte in the book checked, and right
+    assert requests_to(httpserver) == requests
+
+
+def test_a_damaged_shrunk_picture_is_made_again(
+    httpserver: HTTPServer, tmp_path: Path, large_pictures: dict[str, Picture]
+) -> None:
+    urls, cache = list(large_pictures), tmp_path / "cache"
+    budget = total(large_pictures) // 3
+    first = fetch_fitted(urls, tmp_path, cache, budget)
+    requests = requests_to(httpserver)
+    shrunk = next(p for p in first.values() if p.source != large_pictures[p.url].source)
+    damage(shrunk.source)
+
+    again = fetch_fitted(urls, tmp_path, cache, budget)
+    assert again == first
+    assert again[shrunk.url].data == first[shrunk.url].data  # made again from the original
+    assert requests_to(httpserver) == requests
+
+
+def test_a_damaged_original_is_fetched_again_when_needed(
+    httpserver: HTTPServer, tmp_path: Path, large_pictures: dict[str, Picture]
+) -> None:
+    urls, cache = list(large_pictures), tmp_path / "cache"
+    requests, size = requests_to(httpserver), total(large_pictures)
+    damage(large_pictures[urls[0]].source)
+
+    again = fetch_fitted(urls, tmp_path, cache, size)  # within the budget: the originals
+    assert again == large_pictures
+    assert total(again) == size  # every byte checked: the damaged file was repaired
+    assert requests_to(httpserver) == requests + 1
 
 
 def test_options_are_checked() -> None:
