@@ -507,36 +507,60 @@ def test_fetching_to_a_budget_is_fetching_then_shrinking(
     assert requests_to(httpserver) == requests  # all from the cache
 
 
-def test_a_warm_rebuild_over_budget_needs_only_the_shrunk_pictures(
+@dataclasses.dataclass(frozen=True)
+class FittedOnce:
+    """A book's pictures fitted to a third of their size once: the cache is warm."""
+
+    urls: list[str]
+    cache: Path
+    budget: int
+    first: dict[str, Picture]
+    requests: int  # made to the server so far
+
+    def again(self, tmp_path: Path) -> dict[str, Picture]:
+        """The same pictures fitted by a new run."""
+        return fetch_fitted(self.urls, tmp_path, self.cache, self.budget)
+
+
+@pytest.fixture
+def fitted_once(
     httpserver: HTTPServer, tmp_path: Path, large_pictures: dict[str, Picture]
-) -> None:
+) -> FittedOnce:
     urls, cache = list(large_pictures), tmp_path / "cache"
     budget = total(large_pictures) // 3
     first = fetch_fitted(urls, tmp_path, cache, budget)
-    requests = requests_to(httpserver)
+    return FittedOnce(urls, cache, budget, first, requests_to(httpserver))
+
+
+def test_a_warm_rebuild_over_budget_needs_only_the_shrunk_pictures(
+    httpserver: HTTPServer,
+    tmp_path: Path,
+    large_pictures: dict[str, Picture],
+    fitted_once: FittedOnce,
+) -> None:
     for picture in large_pictures.values():
         damage(picture.source)  # the originals, which the remembered shrinking replaces
 
-    again = fetch_fitted(urls, tmp_path, cache, budget)
-    assert again == first
-    assert total(again) <= budget  # every byte in the book checked, and right
-    assert requests_to(httpserver) == requests
+    again = fitted_once.again(tmp_path)
+    assert again == fitted_once.first
+    assert total(again) <= fitted_once.budget  # every byte in the book checked, and right
+    assert requests_to(httpserver) == fitted_once.requests
 
 
 def test_a_damaged_shrunk_picture_is_made_again(
-    httpserver: HTTPServer, tmp_path: Path, large_pictures: dict[str, Picture]
+    httpserver: HTTPServer,
+    tmp_path: Path,
+    large_pictures: dict[str, Picture],
+    fitted_once: FittedOnce,
 ) -> None:
-    urls, cache = list(large_pictures), tmp_path / "cache"
-    budget = total(large_pictures) // 3
-    first = fetch_fitted(urls, tmp_path, cache, budget)
-    requests = requests_to(httpserver)
+    first = fitted_once.first
     shrunk = next(p for p in first.values() if p.source != large_pictures[p.url].source)
     damage(shrunk.source)
 
-    again = fetch_fitted(urls, tmp_path, cache, budget)
+    again = fitted_once.again(tmp_path)
     assert again == first
     assert again[shrunk.url].data == first[shrunk.url].data  # made again from the original
-    assert requests_to(httpserver) == requests
+    assert requests_to(httpserver) == fitted_once.requests
 
 
 def test_a_damaged_original_is_fetched_again_when_needed(
