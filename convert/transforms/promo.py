@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from collections.abc import Callable
 from typing import Any, cast
 
 from lxml import etree
@@ -38,9 +39,7 @@ def _is_promo_host(href: str, promo: Promo) -> bool:
 
 def _cut_promo_block(root: HtmlElement, promo: Promo) -> None:
     """Delete everything from the first promotion marker to the end of its block."""
-    # The first text holding a marker, found by XPath (in C), in document order.
-    found = _marker_texts(len(promo.markers))(root, **_marker_variables(promo.markers))
-    hits = cast("list[Any]", found)  # text() results: "smart" strings that know their element
+    hits = _marker_texts(promo.markers)(root)
     if not hits or hits[0].getparent() is None:
         return
     element, slot = hits[0].getparent(), "text" if hits[0].is_text else "tail"
@@ -62,14 +61,14 @@ def _cut_promo_block(root: HtmlElement, promo: Promo) -> None:
 
 
 @functools.cache
-def _marker_texts(count: int) -> etree.XPath:
-    """XPath of the texts holding any of `count` markers, given as variables $m0, $m1, …"""
-    tests = " or ".join(f"contains(., $m{n})" for n in range(count)) or "false()"
-    return etree.XPath(f"descendant-or-self::text()[{tests}]")
-
-
-def _marker_variables(markers: tuple[str, ...]) -> dict[str, str]:
-    return {f"m{n}": marker for n, marker in enumerate(markers)}
+def _marker_texts(markers: tuple[str, ...]) -> Callable[[HtmlElement], list[Any]]:
+    """The texts under an element that hold a marker, in document order, found by XPath
+    (in C, compiled once). The results are "smart" strings that know their element."""
+    # Markers as XPath variables, not literals: a marker may hold any quote.
+    tests = " or ".join(f"contains(., $m{n})" for n in range(len(markers))) or "false()"
+    find = etree.XPath(f"descendant-or-self::text()[{tests}]")
+    variables = {f"m{n}": marker for n, marker in enumerate(markers)}
+    return lambda root: cast("list[Any]", find(root, **variables))
 
 
 def _has_words(element: HtmlElement) -> bool:
