@@ -62,6 +62,14 @@ def parse_fragment(html: str) -> HtmlElement:
     return root
 
 
+def read_fragment(html: str) -> HtmlElement:
+    """`parse_fragment(html)` for looking only: a tree waiting to be handed over stays
+    for the next `parse_fragment` (the caller must not change it)."""
+    if html is _last.html and _last.root is not None:
+        return _last.root
+    return parse_fragment(html)
+
+
 def inner_html(container: HtmlElement) -> str:
     """The HTML inside `container`, without the container's own tag."""
     if container.tag == "div" and not container.attrib:

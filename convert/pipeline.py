@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from convert.config import Config
 from convert.download import Downloader, user_cache_dir
 from convert.errors import ConvertError
-from convert.fragments import parse_fragment, text_of
+from convert.fragments import read_fragment, text_of
 from convert.fsutil import FileBatch, write_if_changed
 from convert.model import Article, Channel, Digest, Feed
 from convert.period import Period, covering, iso_week
@@ -130,7 +130,7 @@ def read_articles(source: str, config: Config) -> list[Article]:
 
 
 def _has_content(article: Article) -> bool:
-    return bool(article.images) or bool(text_of(parse_fragment(article.body)).strip())
+    return bool(article.images) or bool(text_of(read_fragment(article.body)).strip())
 
 
 def iter_reads(
