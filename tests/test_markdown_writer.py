@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import contextlib
 
 import lxml.html
-import pytest
 import yaml
 from bs4 import BeautifulSoup
 from conftest import make_article
@@ -181,13 +180,14 @@ def test_front_matter_values_stay_quoted_when_seen_again() -> None:
 _FIXTURES = sorted((ROOT / "examples").glob("*")) + sorted((ROOT / "tests" / "hostile").glob("*"))
 
 
-@pytest.mark.parametrize("path", _FIXTURES, ids=lambda path: path.name)
-def test_our_tree_gives_what_markdownify_gives_on_every_fixture(path: Path) -> None:
-    # Real bodies after cleaning: tables, lists, figures, hostile markup.
-    try:
-        articles = read_source(str(path), load_config())
-    except ConvertError:
-        pytest.skip("an input the readers refuse")
+def test_our_tree_gives_what_markdownify_gives_on_every_fixture() -> None:
+    # Real bodies after cleaning: tables, lists, figures, hostile markup. (Inputs the
+    # readers refuse have no body to compare.)
     ours, reference = ArticleMarkdownConverter(), _Reference()
-    for article in articles.articles:
-        assert ours.convert(article.body) == reference.convert(article.body)
+    compared = 0
+    for path in _FIXTURES:
+        with contextlib.suppress(ConvertError):
+            for article in read_source(str(path), load_config()).articles:
+                assert ours.convert(article.body) == reference.convert(article.body), path.name
+                compared += 1
+    assert compared >= 100  # the examples alone have more than that
