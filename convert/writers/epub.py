@@ -11,14 +11,16 @@ the zip is written, one at a time.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import io
 import uuid
 import zipfile
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from itertools import groupby
@@ -34,6 +36,7 @@ from convert.model import Article, Digest, Image
 from convert.pictures import Picture
 from convert.resources import resource_path
 from convert.text import remove_invalid_xml
+from convert.workers import can_fork, worker_pool
 from convert.writers.cover import render_cover
 from convert.writers.html import templates
 
@@ -75,6 +78,9 @@ class EpubOptions:
 
     font_path: Path | None = None
     """A CJK font for the cover; None draws only what the fallback font can."""
+
+    jobs: int = 1
+    """Worker processes that make the pages of a large book; 1: none, made here."""
 
 
 def digest_identifier(name: str, label: str) -> str:
@@ -165,8 +171,10 @@ class _Chapter(epub.EpubHtml):  # type: ignore[misc]  # ebooklib has no types
 
     ebooklib parses every page's HTML to lay it out as XHTML; the pictures are set on
     that same tree, so that the article's body is parsed once, not twice. The page is
-    rendered only then, so that it is made while the page before is compressed.
-    `get_content` and `get_body_content` are ebooklib's (0.20) with that step added.
+    rendered only then, so that it is made while the page before is compressed; in a
+    large book, page workers make most pages ahead (`_page_workers`) and
+    `get_content` takes them. `make_page` and `get_body_content` are ebooklib's
+    `get_content` and `get_body_content` (0.20) with the pictures step added.
     """
 
     def __init__(self, number: int, article: Article, pictures: _Pictures) -> None:
@@ -208,7 +216,20 @@ class _Chapter(epub.EpubHtml):  # type: ignore[misc]  # ebooklib has no types
             _localize_pictures(body, pictures.by_url, pictures.labels, pictures.local)
         return body
 
+    made: Future[list[bytes]] | None = None
+    """The pages of this chapter's batch, when page workers make them."""
+
+    made_index = 0
+    """This chapter's place in that batch."""
+
     def get_content(self, default: bytes | None = None) -> bytes:
+        if self.made is not None:
+            with contextlib.suppress(BrokenProcessPool):  # a killed worker: made here
+                return self.made.result()[self.made_index]
+        return self.make_page()
+
+    def make_page(self) -> bytes:
+        """The page's XHTML, laid out as ebooklib lays out a page."""
         tree = copy.deepcopy(_parsed(self.book.get_template(self._template_name)))
         tree_root = tree.getroot()
         language = self.lang or self.book.language
@@ -249,12 +270,18 @@ def write_epub(digest: Digest, pictures: Mapping[str, Picture], options: EpubOpt
     if not digest.articles:
         raise ValueError("a digest needs at least one article")
     out = io.BytesIO()
-    # One thread besides this one: it draws the cover (Pillow) while the book is laid
-    # out, then writes the zip's entries in order (reading pictures from the cache and
-    # deflating pages, both mostly outside the GIL) while this thread makes the pages.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="epub") as pool:
-        cover = pool.submit(render_cover, digest, options.font_path)
-        book = _book(digest, pictures, options, cover)
+    cover: Future[bytes] = Future()  # drawn once the page workers are started
+    book = _book(digest, pictures, options, cover)
+    # Page workers first: a process forked while a thread runs could inherit a lock
+    # that thread holds. Then one thread besides this one: it draws the cover (Pillow),
+    # then writes the zip's entries in order (reading pictures from the cache and
+    # deflating pages, both mostly outside the GIL) while this thread makes the pages,
+    # or takes them from the page workers.
+    with (
+        _page_workers(book, options.jobs),
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="epub") as pool,
+    ):
+        pool.submit(_draw_cover, cover, digest, options.font_path)
         modified = digest.modified.astimezone(UTC).replace(tzinfo=None)
         # ebooklib's page list parses every chapter again to look for page breaks
         # (`epub:type` attributes), which only an article's body could bring (cleaning
@@ -265,6 +292,53 @@ def write_epub(digest: Digest, pictures: Mapping[str, Picture], options: EpubOpt
         writer.process()
         writer.write()
     return out.getvalue()
+
+
+def _draw_cover(cover: Future[bytes], digest: Digest, font_path: Path | None) -> None:
+    try:
+        cover.set_result(render_cover(digest, font_path))
+    except BaseException as error:  # raised where the zip takes the cover
+        cover.set_exception(error)
+
+
+# From this many chapters on, worker processes make pages too, _PAGES_PER_TASK a task:
+# a page (template, parse, layout) is most of what this writer does, and below this
+# starting the workers costs more than it saves.
+_PAGE_WORKERS_FROM = 200
+_PAGES_PER_TASK = 25
+
+# The chapters of the book being written: page workers are forked copies of this
+# process, and find their chapters here instead of having them pickled over.
+_forked_chapters: list[_Chapter] = []
+
+
+@contextlib.contextmanager
+def _page_workers(book: epub.EpubBook, jobs: int) -> Iterator[None]:
+    """Worker processes making the pages of `book`'s chapters, a batch per task."""
+    chapters = [item for item in book.items if isinstance(item, _Chapter)]
+    if jobs <= 1 or len(chapters) < _PAGE_WORKERS_FROM or not can_fork():
+        yield
+        return
+    chapters[0].make_page()  # the templates compiled once, before the fork
+    _forked_chapters[:] = chapters
+    with worker_pool(jobs, fork=True) as workers:
+        try:
+            # The first batch is made here, while the workers start.
+            for first in range(_PAGES_PER_TASK, len(chapters), _PAGES_PER_TASK):
+                made = workers.submit(_make_pages, first, first + _PAGES_PER_TASK)
+                for index, chapter in enumerate(chapters[first : first + _PAGES_PER_TASK]):
+                    chapter.made, chapter.made_index = made, index
+            yield
+        finally:
+            for chapter in chapters:
+                chapter.made = None
+            _forked_chapters.clear()
+            workers.shutdown(cancel_futures=True)  # after a failure, make no more
+
+
+def _make_pages(first: int, end: int) -> list[bytes]:
+    """In a page worker: the pages of chapters `first` up to `end`."""
+    return [chapter.make_page() for chapter in _forked_chapters[first:end]]
 
 
 def _book(
