@@ -303,7 +303,7 @@ def _day(value: str | None) -> date | None:
     "--vertical/--horizontal", default=None, help="Vertical writing (config: epub.vertical)."
 )
 @click.option("--grayscale/--color", default=None, help="Gray pictures (config: epub.grayscale).")
-@_jobs_option("reading and cleaning INPUT files")
+@_jobs_option("reading and cleaning INPUT files, and a large book's pages")
 @click.pass_context
 def epub(
     ctx: click.Context,
@@ -368,7 +368,7 @@ def epub(
 )
 @_archive_option()
 @click.option("--dry-run", is_flag=True, help="Write nothing; show what would change.")
-@_jobs_option("reading and cleaning")
+@_jobs_option("reading and cleaning, and a large EPUB's pages")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors; no summary.")
 @click.option("-v", "--verbose", is_flag=True, help="Say more.")
 @click.pass_context

@@ -131,7 +131,7 @@ class RunOptions:
     """Work on a copy of the archive, write nothing, report what would change."""
 
     jobs: int = 0
-    """Worker processes for reading; 0: one per core."""
+    """Worker processes for reading (and a large EPUB's pages); 0: one per core."""
 
     now: datetime | None = None
     """The time the run takes as now (tests fix it)."""
@@ -167,7 +167,9 @@ def run_job(config: Config, options: RunOptions, progress: Progress | None = Non
                 elif output.markdown is not None:
                     report.outputs.append(_markdown(output.markdown, fresh, config, write))
                 elif output.epub is not None:
-                    report.outputs.append(_epub(output.epub, working, config, write, now))
+                    report.outputs.append(
+                        _epub(output.epub, working, config, write, now, options.jobs)
+                    )
     return report
 
 
@@ -326,7 +328,7 @@ def _markdown(
 
 
 def _epub(
-    target: EpubTarget, archive: Path, config: Config, write: Writer, now: datetime
+    target: EpubTarget, archive: Path, config: Config, write: Writer, now: datetime, jobs: int
 ) -> OutputReport:
     out = Path(target.path)
     outcome, sizes = Outcome(), dict[Path, int]()
@@ -344,6 +346,7 @@ def _epub(
             vertical=target.vertical,
             grayscale=target.grayscale,
             pictures=target.pictures,
+            jobs=jobs or os.cpu_count() or 1,  # page workers, for a large book
         )
         rendered = render_epub(job, config, outcome, now=now)
     except ConvertError as error:  # the archive it reads is unusable (a full disk, say)

@@ -730,7 +730,8 @@ class EpubJob:
     """Fetch and embed pictures; False leaves each as a link to the original."""
 
     jobs: int = 1
-    """Worker processes that read and clean the inputs (see `iter_reads`)."""
+    """Worker processes that read and clean the inputs (see `iter_reads`), and that
+    make a large book's pages (see `writers.epub`)."""
 
 
 def build_epub(job: EpubJob, config: Config, *, now: datetime | None = None) -> Outcome:
