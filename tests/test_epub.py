@@ -341,27 +341,7 @@ def test_over_budget_pictures_are_recompressed_and_said_so(
     assert out.stat().st_size < books["synthetic-500"].stat().st_size
 
 
-def test_cover_without_a_cjk_font_keeps_latin_text(books: dict[str, Path]) -> None:
-    files = unzip(books["examples-week"])
-    digest = Digest(
-        name="feedx 周报",
-        label="2024-W21",
-        start=WEEK.start,
-        end=WEEK.end,
-        language="zh-Hans",
-        identifier="urn:uuid:x",
-        modified=NOW,
-    )
-    plain = render_cover(digest, None)
-    with Image.open(io.BytesIO(plain)) as cover:
-        assert (cover.format, cover.size) == ("JPEG", (1600, 2400))
-    font = find_cjk_font()
-    if font is not None:  # the Makefile installs one; the shipped cover used it
-        assert render_cover(digest, font) != plain
-        assert files["EPUB/cover.jpg"] != plain
-
-
-def _digest_of(count: int) -> Digest:
+def digest_of(count: int) -> Digest:
     """A week of `count` short articles, built as the pipeline builds a digest."""
     articles = tuple(
         make_article(
@@ -384,6 +364,18 @@ def _digest_of(count: int) -> Digest:
     )
 
 
+def test_cover_without_a_cjk_font_keeps_latin_text(books: dict[str, Path]) -> None:
+    files = unzip(books["examples-week"])
+    digest = digest_of(0)
+    plain = render_cover(digest, None)
+    with Image.open(io.BytesIO(plain)) as cover:
+        assert (cover.format, cover.size) == ("JPEG", (1600, 2400))
+    font = find_cjk_font()
+    if font is not None:  # the Makefile installs one; the shipped cover used it
+        assert render_cover(digest, font) != plain
+        assert files["EPUB/cover.jpg"] != plain
+
+
 def _made_in(folder: Path, first: int, end: int) -> list[bytes]:
     """`_make_pages`, noting which process ran it."""
     (folder / f"{os.getpid()}-{first}").touch()
@@ -398,7 +390,7 @@ _MAKE_PAGES = epub_writer._make_pages
 
 
 def test_page_workers_make_the_same_book(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    digest = _digest_of(epub_writer._PAGE_WORKERS_FROM)
+    digest = digest_of(epub_writer._PAGE_WORKERS_FROM)
     alone = write_epub(digest, {}, EpubOptions(jobs=1))
     monkeypatch.setattr(epub_writer, "_make_pages", functools.partial(_made_in, tmp_path))
     shared = write_epub(digest, {}, EpubOptions(jobs=2))
@@ -410,7 +402,7 @@ def test_page_workers_make_the_same_book(tmp_path: Path, monkeypatch: pytest.Mon
 def test_a_killed_page_worker_leaves_its_pages_to_the_writer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    digest = _digest_of(epub_writer._PAGE_WORKERS_FROM)
+    digest = digest_of(epub_writer._PAGE_WORKERS_FROM)
     alone = write_epub(digest, {}, EpubOptions(jobs=1))
     monkeypatch.setattr(epub_writer, "_make_pages", _killed)
     assert write_epub(digest, {}, EpubOptions(jobs=2)) == alone
