@@ -19,7 +19,7 @@ import uuid
 import zipfile
 from collections import deque
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -222,10 +222,16 @@ class _Chapter(epub.EpubHtml):  # type: ignore[misc]  # ebooklib has no types
     made_index = 0
     """This chapter's place in that batch."""
 
+    supply: _PageSupply | None = None
+    """The page workers' queue, told when a page is taken (to make the next batch)."""
+
     def get_content(self, default: bytes | None = None) -> bytes:
-        if self.made is not None:
+        made, self.made = self.made, None  # taken: the batch's bytes go with its last page
+        if self.supply is not None:
+            self.supply.taken(self)
+        if made is not None:
             with contextlib.suppress(BrokenProcessPool):  # a killed worker: made here
-                return self.made.result()[self.made_index]
+                return made.result()[self.made_index]
         return self.make_page()
 
     def make_page(self) -> bytes:
@@ -303,13 +309,45 @@ def _draw_cover(cover: Future[bytes], digest: Digest, font_path: Path | None) ->
 
 # From this many chapters on, worker processes make pages too, _PAGES_PER_TASK a task:
 # a page (template, parse, layout) is most of what this writer does, and below this
-# starting the workers costs more than it saves.
+# starting the workers costs more than it saves. Each worker is at most _TASKS_AHEAD
+# tasks ahead of the zip, so that the pages waiting for it stay a few hundred KB.
 _PAGE_WORKERS_FROM = 200
 _PAGES_PER_TASK = 25
+_TASKS_AHEAD = 3
 
 # The chapters of the book being written: page workers are forked copies of this
 # process, and find their chapters here instead of having them pickled over.
 _forked_chapters: list[_Chapter] = []
+
+
+class _PageSupply:
+    """Batches of pages given to the page workers in order, a few ahead of the zip."""
+
+    def __init__(self, workers: ProcessPoolExecutor, chapters: list[_Chapter], jobs: int):
+        self.workers = workers
+        self.chapters = chapters
+        # The first batch is made here, while the workers start.
+        self.next_first = _PAGES_PER_TASK
+        for _ in range(_TASKS_AHEAD * jobs):  # the first task forks the workers
+            self.give()
+
+    def give(self) -> None:
+        """The next batch to the workers (unless all are given, or the workers broke)."""
+        first, end = self.next_first, self.next_first + _PAGES_PER_TASK
+        if first >= len(self.chapters):
+            return
+        try:
+            made = self.workers.submit(_make_pages, first, end)
+        except BrokenProcessPool:
+            return  # the rest are made here
+        for index, chapter in enumerate(self.chapters[first:end]):
+            chapter.made, chapter.made_index, chapter.supply = made, index, self
+        self.next_first = end
+
+    def taken(self, chapter: _Chapter) -> None:
+        """`chapter`'s page is being taken: after the last of a batch, give one more."""
+        if chapter.made_index == _PAGES_PER_TASK - 1:
+            self.give()
 
 
 @contextlib.contextmanager
@@ -323,15 +361,11 @@ def _page_workers(book: epub.EpubBook, jobs: int) -> Iterator[None]:
     _forked_chapters[:] = chapters
     with worker_pool(jobs, fork=True) as workers:
         try:
-            # The first batch is made here, while the workers start.
-            for first in range(_PAGES_PER_TASK, len(chapters), _PAGES_PER_TASK):
-                made = workers.submit(_make_pages, first, first + _PAGES_PER_TASK)
-                for index, chapter in enumerate(chapters[first : first + _PAGES_PER_TASK]):
-                    chapter.made, chapter.made_index = made, index
+            _PageSupply(workers, chapters, jobs)
             yield
         finally:
             for chapter in chapters:
-                chapter.made = None
+                chapter.made = chapter.supply = None
             _forked_chapters.clear()
             workers.shutdown(cancel_futures=True)  # after a failure, make no more
 
