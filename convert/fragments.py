@@ -109,7 +109,10 @@ over 100,000 levels and markdownify recurses once per level."""
 
 # From this depth on, libxml2 may have stopped early: cut the HTML text before parsing.
 _PARSER_DEPTH = 1_000
-_VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+VOID_ELEMENTS = frozenset(
+    "area base br col embed hr img input link meta param source track wbr".split()
+)
+"""Elements that never have content or an end tag."""
 # Elements whose end tag may be left out: they do not nest, so they do not count.
 _OPTIONAL_END = frozenset("p li dt dd tr td th option optgroup thead tbody tfoot colgroup".split())
 # Tags, and what must be skipped whole to find them: comments, CDATA, raw text, DOCTYPE.
@@ -151,7 +154,7 @@ def cut_deep_tags(html: str, max_depth: int = MAX_DEPTH) -> str:
         drop = False
         if start is not None:
             name = start.lower()
-            if name in _VOID or name in _OPTIONAL_END or token.group().endswith("/>"):
+            if name in VOID_ELEMENTS or name in _OPTIONAL_END or token.group().endswith("/>"):
                 continue
             kept = len(stack) < max_depth
             stack.append((name, kept))

@@ -22,7 +22,7 @@ from bs4.element import NavigableString
 from lxml.html import HtmlElement
 from markdownify import ATX, BACKSLASH, MarkdownConverter
 
-from convert.fragments import parse_fragment
+from convert.fragments import VOID_ELEMENTS, parse_fragment
 from convert.model import Article, Image
 from convert.resources import resource_path
 from convert.text import CJK, ascii_slug
@@ -137,10 +137,6 @@ class _Tag(Tag):
         return parent
 
 
-# Elements without content, which bs4 prints as `<br/>`.
-_VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
-
-
 def soup_from_tree(root: HtmlElement) -> Tag:
     """The bs4 tree markdownify walks, made from the lxml tree of a cleaned body.
 
@@ -177,7 +173,7 @@ def soup_from_tree(root: HtmlElement) -> Tag:
                     attrs=dict(child.attrib),
                     parent=parent,
                     previous=last,
-                    can_be_empty_element=name in _VOID,
+                    can_be_empty_element=name in VOID_ELEMENTS,  # printed `<br/>`
                 )
                 parent.contents.append(tag)
                 last = tag
