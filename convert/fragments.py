@@ -46,8 +46,9 @@ def parse_fragment(html: str) -> HtmlElement:
     over instead (once; the taker may change it). So the transforms, each a function of
     the body's text, parse an article once between them.
     """
-    if html is _last.html and _last.root is not None:
-        kept, _last.html, _last.root = _last.root, None, None
+    kept = _waiting(html)
+    if kept is not None:
+        _last.html, _last.root = None, None
         return kept
     html = remove_invalid_xml(html)
     # As lxml.html.fragment_fromstring(create_parent="div"), but the container is made
@@ -65,9 +66,13 @@ def parse_fragment(html: str) -> HtmlElement:
 def read_fragment(html: str) -> HtmlElement:
     """`parse_fragment(html)` for looking only: a tree waiting to be handed over stays
     for the next `parse_fragment` (the caller must not change it)."""
-    if html is _last.html and _last.root is not None:
-        return _last.root
-    return parse_fragment(html)
+    kept = _waiting(html)
+    return kept if kept is not None else parse_fragment(html)
+
+
+def _waiting(html: str) -> HtmlElement | None:
+    """The tree `serialize_body` made this very text from, while it waits to be taken."""
+    return _last.root if html is _last.html else None
 
 
 def inner_html(container: HtmlElement) -> str:
