@@ -140,6 +140,7 @@ class RunOptions:
 def run_job(config: Config, options: RunOptions, progress: Progress | None = None) -> JobReport:
     """Ingest every enabled source, then write every output."""
     now = options.now or datetime.now(UTC)
+    jobs = options.jobs or os.cpu_count() or 1
     report = JobReport()
     path = archive_path(config, options.archive)
     # The lock makes the archive's folder, or says in one line why it cannot.
@@ -147,7 +148,7 @@ def run_job(config: Config, options: RunOptions, progress: Progress | None = Non
         sources = [s for s in config.sources if s.enabled]
         if not sources:
             log.warning("the config names no enabled source")
-        reads = _read_sources(sources, config, options.jobs, now, report, progress)
+        reads = _read_sources(sources, config, jobs, now, report, progress)
         articles = sum(len(r.articles) for _row, source_reads in reads for r in source_reads)
         log.info("read %d articles from %d sources", articles, len(sources))
         with _working_archive(path, options.dry_run) as working:
@@ -167,9 +168,7 @@ def run_job(config: Config, options: RunOptions, progress: Progress | None = Non
                 elif output.markdown is not None:
                     report.outputs.append(_markdown(output.markdown, fresh, config, write))
                 elif output.epub is not None:
-                    report.outputs.append(
-                        _epub(output.epub, working, config, write, now, options.jobs)
-                    )
+                    report.outputs.append(_epub(output.epub, working, config, write, now, jobs))
     return report
 
 
@@ -241,7 +240,7 @@ def _read_sources(
             log.error("%s", error)
             row.failed += 1
     step = progress("Reading", len(tasks)) if progress else None
-    workers = min(jobs or os.cpu_count() or 1, len(tasks))
+    workers = min(jobs, len(tasks))
     done = []
     work = ((one, config.for_source(source)) for source, _row, one in tasks)
     for result in parallel_map(partial(read_input, now=now), work, workers):
@@ -346,7 +345,7 @@ def _epub(
             vertical=target.vertical,
             grayscale=target.grayscale,
             pictures=target.pictures,
-            jobs=jobs or os.cpu_count() or 1,  # page workers, for a large book
+            jobs=jobs,  # page workers, for a large book
         )
         rendered = render_epub(job, config, outcome, now=now)
     except ConvertError as error:  # the archive it reads is unusable (a full disk, say)
