@@ -31,6 +31,7 @@ from convert.transforms import clean
 from convert.urls import host_of, is_web_url, stable_id, story_key
 from convert.workers import worker_pool
 from convert.writers import feed_writer
+from convert.writers.html import article_summary
 from convert.writers.rss import item_date
 
 if TYPE_CHECKING:
@@ -137,48 +138,60 @@ def iter_reads(
     downloader: Downloader,
     *,
     jobs: int = 1,
+    finish: Callable[[Article], Article] | None = None,
 ) -> Iterator[tuple[str, Read]]:
     """Every input read and cleaned, in order; a failing input is reported and skipped.
 
     The feeds an OPML list names are read in its place (one level: a list inside a
     list is not followed). With `jobs` above 1, inputs are read over that many worker
-    processes (each with its own downloader).
+    processes (each with its own downloader). `finish`, when given, is applied to each
+    cleaned article where it was read: in the worker, while its parsed body is at hand.
     """
     if jobs > 1:
-        for reads, failed in parallel_map(partial(_reads_of, config=config), sources, jobs):
+        task = partial(_reads_of, config=config, finish=finish)
+        for reads, failed in parallel_map(task, sources, jobs):
             outcome.failed.extend(failed)
             yield from reads
         return
     for source in sources:
-        read = _read_or_report(source, config, outcome, downloader)
+        read = _read_or_report(source, config, outcome, downloader, finish)
         if read is None:
             continue
         yield source, read
         for named in read.sources:
-            inner = _read_or_report(named, config, outcome, downloader)
+            inner = _read_or_report(named, config, outcome, downloader, finish)
             if inner is not None:
                 if inner.sources:
                     log.warning("%s: an OPML list inside an OPML list is not followed", named)
                 yield named, inner
 
 
-def _reads_of(source: str, config: Config) -> tuple[list[tuple[str, Read]], list[str]]:
+def _reads_of(
+    source: str, config: Config, finish: Callable[[Article], Article] | None = None
+) -> tuple[list[tuple[str, Read]], list[str]]:
     """One input's reads (in a worker process), and what failed."""
     outcome = Outcome()
     with Downloader(config.download) as downloader:
-        reads = list(iter_reads([source], config, outcome, downloader))
+        reads = list(iter_reads([source], config, outcome, downloader, finish=finish))
     return reads, outcome.failed
 
 
 def _read_or_report(
-    source: str, config: Config, outcome: Outcome, downloader: Downloader
+    source: str,
+    config: Config,
+    outcome: Outcome,
+    downloader: Downloader,
+    finish: Callable[[Article], Article] | None = None,
 ) -> Read | None:
     try:
-        return read_source(source, config, downloader)
+        read = read_source(source, config, downloader)
     except ConvertError as error:
         log.error("%s", error)
         outcome.failed.append(source)
         return None
+    if finish is None:
+        return read
+    return dataclasses.replace(read, articles=tuple(map(finish, read.articles)))
 
 
 def iter_articles(
@@ -540,12 +553,25 @@ def publish_feed(
     now = now or datetime.now(UTC)
     reads: list[tuple[str, Read]] = []
     with Downloader(config.download) as downloader:
-        for source, read in iter_reads(sources, config, outcome, downloader, jobs=job.jobs):
+        for source, read in iter_reads(
+            sources, config, outcome, downloader, jobs=job.jobs, finish=with_summary
+        ):
             warn_if_stale(source, read, config, now)
             reads.append((source, read))
     if reads:
         write_feed(reads, job, config, outcome)
     return outcome
+
+
+def with_summary(article: Article) -> Article:
+    """The article with the summary its feed item shows.
+
+    Made where the article was read (in a worker process, with the body's parsed tree
+    still at hand) instead of by the feed writer, which works alone after all reading.
+    """
+    if article.summary:
+        return article
+    return dataclasses.replace(article, summary=article_summary(article))
 
 
 def write_feed(

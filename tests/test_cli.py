@@ -186,6 +186,23 @@ def test_parallel_markdown_matches_serial(tmp_path: Path) -> None:
     assert len(one) == 19
 
 
+@pytest.mark.parametrize("fmt", ["rss", "atom", "json"])
+def test_parallel_feed_matches_serial(tmp_path: Path, fmt: str) -> None:
+    """Worker processes make each item's summary where they read it: same feed bytes."""
+    inputs = [str(p) for p in sorted((ROOT / "examples").glob("*.txt"))]
+    inputs += [str(ROOT / "examples" / "feedx-nytimes.xml")]
+    assert len(inputs) >= 8  # enough for the worker pool
+    feeds = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"feed-{jobs}.{fmt}"
+        argv = ["-q", "feed", *inputs, "-o", str(out), "--format", fmt, "--jobs", jobs]
+        assert main([*argv, "--self-url", "https://example.org/feed"]) == 0
+        feeds[jobs] = out.read_bytes()
+    assert feeds["1"] == feeds["2"]
+    item = {"rss": b"<item>", "atom": b"<entry>", "json": b'"content_html"'}[fmt]
+    assert feeds["1"].count(item) == 19
+
+
 @pytest.mark.parametrize("command", ["markdown", "ingest"])
 def test_parallel_workers_messages_reach_the_parents_stderr(
     command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
