@@ -111,7 +111,8 @@ class Article:
     """When the mirror captured the article, time-zone aware (UTC)."""
 
     summary: str = ""
-    """A short plain-text summary, when the source gives one."""
+    """A short plain-text summary, when the source gives one (a feed being published
+    fills it in for each item: see `pipeline.with_summary`)."""
 
     lead_image: Image | None = None
     """The picture shown above the article; not repeated in `body`."""
