@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 
 import lxml.html
 import yaml
@@ -191,3 +193,21 @@ def test_our_tree_gives_what_markdownify_gives_on_every_fixture() -> None:
                 assert ours.convert(article.body) == reference.convert(article.body), path.name
                 compared += 1
     assert compared >= 100  # the examples alone have more than that
+
+
+def test_soupsieve_runs_only_when_a_css_selector_is_used() -> None:
+    """Its grammar (60 ms to compile) is not loaded with the Markdown writer, yet bs4's
+    selectors still work: the module is loaded when first used."""
+    probe = """
+import sys
+import convert.writers.markdown
+print("soupsieve.css_parser" in sys.modules)
+from bs4 import BeautifulSoup
+print(BeautifulSoup('<p class="a">x</p><p>y</p>', "html.parser").select("p.a"))
+print("soupsieve.css_parser" in sys.modules)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.splitlines() == ["False", '[<p class="a">x</p>]', "True"]
+    assert done.stderr == ""

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
+import types
 from collections.abc import Callable
+from typing import Any
 
 from convert.errors import ConvertError
 from convert.model import Feed
@@ -26,3 +31,24 @@ def feed_writer(name: str) -> FeedWriter:
     except KeyError:
         valid = ", ".join(FEED_WRITERS)
         raise ConvertError(name, f"unknown feed format (valid: {valid})") from None
+
+
+class _LoadedOnFirstUse(types.ModuleType):
+    """A module whose code runs when one of its names is first looked up.
+
+    (importlib's LazyLoader would not do: an `import` of it reads `__spec__`, and that
+    alone runs the module's code.)
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        del sys.modules[self.__name__]
+        real = importlib.import_module(self.__name__)
+        self.__dict__.update(real.__dict__)
+        return getattr(real, name)
+
+
+# bs4 (which the Markdown writer uses through markdownify) imports soupsieve for CSS
+# selectors, which we never use, and soupsieve compiles its grammar when imported: 60 ms,
+# a fifth of the markdown command's start-up. Every writer is imported after this.
+if "soupsieve" not in sys.modules and importlib.util.find_spec("soupsieve") is not None:
+    sys.modules["soupsieve"] = _LoadedOnFirstUse("soupsieve")
