@@ -197,7 +197,7 @@ def test_our_tree_gives_what_markdownify_gives_on_every_fixture() -> None:
 
 def test_soupsieve_runs_only_when_a_css_selector_is_used() -> None:
     """Its grammar (60 ms to compile) is not loaded with the Markdown writer, yet bs4's
-    selectors still work: the module is loaded when first used."""
+    selectors still work: the module is loaded when first used, and once."""
     probe = """
 import sys
 import convert.writers.markdown
@@ -205,9 +205,13 @@ print("soupsieve.css_parser" in sys.modules)
 from bs4 import BeautifulSoup
 print(BeautifulSoup('<p class="a">x</p><p>y</p>', "html.parser").select("p.a"))
 print("soupsieve.css_parser" in sys.modules)
+import bs4.css
+loaded = sys.modules["soupsieve"]
+print(hasattr(bs4.css.soupsieve, "no_such_name"), sys.modules["soupsieve"] is loaded)
 """
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
     )
-    assert done.stdout.splitlines() == ["False", '[<p class="a">x</p>]', "True"]
+    # Loaded once: a name it lacks, looked up later, does not load it again.
+    assert done.stdout.splitlines() == ["False", '[<p class="a">x</p>]', "True", "False True"]
     assert done.stderr == ""

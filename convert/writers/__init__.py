@@ -37,11 +37,13 @@ class _LoadedOnFirstUse(types.ModuleType):
     """A module whose code runs when one of its names is first looked up.
 
     (importlib's LazyLoader would not do: an `import` of it reads `__spec__`, and that
-    alone runs the module's code.)
+    alone runs the module's code.) For a module used through its own names, as bs4
+    uses soupsieve's.
     """
 
     def __getattr__(self, name: str) -> Any:
-        del sys.modules[self.__name__]
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]  # so that the import below runs the real code
         real = importlib.import_module(self.__name__)
         self.__dict__.update(real.__dict__)
         return getattr(real, name)
