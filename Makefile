@@ -39,7 +39,7 @@ golden: $(STAMP)
 	$(BIN)/python tests/regenerate_golden.py
 
 # The benchmark (not part of `make test`; see bench/README.md): N = 100 and 1,000, five
-# runs each, about 45 minutes. bench/run.py --help for sizes, rows and a quick profile.
+# runs each, about 20 minutes. bench/run.py --help for sizes, rows and a quick profile.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py
