@@ -275,3 +275,16 @@ def test_absolute_url_is_urljoin(base: str, rest: str, scheme: str) -> None:
 def test_has_text_is_whether_plain_text_leaves_any(text: str) -> None:
     """has_text answers without tidying: it must agree with plain_text itself."""
     assert has_text(text) == bool(plain_text(text))
+
+
+@settings(max_examples=300, deadline=None)
+@given(BODIES)
+def test_text_of_is_every_text_node_in_document_order(body: str) -> None:
+    """text_of joins the text in C: it must read as itertext does, on our parser's trees
+    and on lxml's own (which keeps comments and processing instructions)."""
+    for root in (
+        parse_fragment(body),
+        lxml.html.fragment_fromstring(f"<div>{body}<?pi x?><!-- c --></div>"),
+    ):
+        for element in root.iter(etree.Element):  # elements, not the comments
+            assert text_of(element) == "".join(element.itertext())
