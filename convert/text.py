@@ -141,10 +141,12 @@ def printable(text: str, *, keep_lines: bool = False) -> str:
 
 
 # What may not stand raw in a URL: controls, white space, `"`, `<`, `>` and `\`,
-# and the invisible bidi and line-separator marks that make a URL read as
-# another one. Percent-encoded as UTF-8, as a browser would send them.
+# the invisible bidi and line-separator marks that make a URL read as another one,
+# and the noncharacters XML cannot carry. Percent-encoded as UTF-8, as a browser
+# would send them.
 _URL_UNSAFE = re.compile(
-    r'[\x00-\x20"<>\\\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]'
+    r'[\x00-\x20"<>\\\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff'
+    r"\ufffe\uffff]"
 )
 
 

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 from convert.config import Config, ImageProxy, Rules
 from convert.fragments import parse_fragment, serialize_body
 from convert.model import Article, Image
+from convert.text import escape_url_characters
 from convert.urls import absolute_url, is_web_url
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,9 @@ def _unwrap(url: str, proxy: ImageProxy) -> str:
         values = [v for k, v in parse_qsl(parts.query) if k == proxy.parameter]
         if not values or not values[0].strip():
             return ""
-        origin = values[0].strip()
+        # What the decoding made raw and may not stand raw in a URL (`%01`, `%C2%85`) is
+        # encoded again: lxml refuses control characters in an attribute.
+        origin = escape_url_characters(values[0])
         if origin.startswith("ssl:"):  # weserv's old spelling of https
             origin = "https://" + origin[4:]
         return _with_scheme(origin)
