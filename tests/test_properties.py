@@ -25,7 +25,7 @@ from convert.errors import ConvertError
 from convert.fragments import parse_fragment, text_of
 from convert.model import Channel, Digest, Feed
 from convert.readers.feedx import read_feedx
-from convert.text import has_text, plain_text
+from convert.text import has_text, plain_text, remove_invalid_xml
 from convert.transforms import clean
 from convert.urls import absolute_url
 from convert.writers.epub import EpubOptions, write_epub
@@ -279,12 +279,15 @@ def test_has_text_is_whether_plain_text_leaves_any(text: str) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(BODIES)
+@example("<!--<div>--></div>")  # found by it: ends the container early in a wrapper's text
 def test_text_of_is_every_text_node_in_document_order(body: str) -> None:
     """text_of joins the text in C: it must read as itertext does, on our parser's trees
     and on lxml's own (which keeps comments and processing instructions)."""
     for root in (
         parse_fragment(body),
-        lxml.html.fragment_fromstring(f"<div>{body}<?pi x?><!-- c --></div>"),
+        lxml.html.fragment_fromstring(
+            f"{remove_invalid_xml(body)}<?pi x?><!-- c -->", create_parent="div"
+        ),
     ):
         for element in root.iter(etree.Element):  # elements, not the comments
             assert text_of(element) == "".join(element.itertext())
