@@ -101,25 +101,33 @@ def _without_bom(data: bytes) -> bytes:
 
 
 def read_source(
-    source: str, config: Config, downloader: Downloader | None = None, *, ours: bool = False
+    source: str,
+    config: Config,
+    downloader: Downloader | None = None,
+    *,
+    ours: bool = False,
+    finish: Callable[[Article], Article] | None = None,
 ) -> Read:
     """Read one input with the reader its content calls for, and clean every article.
 
     `ours` marks a file this tool wrote (a feed merged with): what was said about its
-    articles when they were read the first time is not said again.
+    articles when they were read the first time is not said again. `finish` is applied
+    to each article right after its cleaning, while its parsed body is still at hand.
     """
     where = "<stdin>" if source == STDIN else source
     data = read_bytes(source, config, downloader)
     read = sniff_reader(data, where)(data, where, config)
-    articles = tuple(clean(article, config) for article in read.articles)
-    for article in articles if not ours else ():
-        if not _has_content(article):
+    articles = []
+    for raw in read.articles:
+        article = clean(raw, config)
+        if not ours and not _has_content(article):
             log.warning(
                 "%s: %r has no text after cleaning; kept with its title only",
                 where,
                 article.title[:60],
             )
-    return dataclasses.replace(read, articles=articles)
+        articles.append(finish(article) if finish else article)
+    return dataclasses.replace(read, articles=tuple(articles))
 
 
 def read_articles(source: str, config: Config) -> list[Article]:
@@ -145,7 +153,7 @@ def iter_reads(
     The feeds an OPML list names are read in its place (one level: a list inside a
     list is not followed). With `jobs` above 1, inputs are read over that many worker
     processes (each with its own downloader). `finish`, when given, is applied to each
-    cleaned article where it was read: in the worker, while its parsed body is at hand.
+    cleaned article where it was read (see `read_source`): in the worker.
     """
     if jobs > 1:
         task = partial(_reads_of, config=config, finish=finish)
@@ -184,14 +192,11 @@ def _read_or_report(
     finish: Callable[[Article], Article] | None = None,
 ) -> Read | None:
     try:
-        read = read_source(source, config, downloader)
+        return read_source(source, config, downloader, finish=finish)
     except ConvertError as error:
         log.error("%s", error)
         outcome.failed.append(source)
         return None
-    if finish is None:
-        return read
-    return dataclasses.replace(read, articles=tuple(map(finish, read.articles)))
 
 
 def iter_articles(
