@@ -60,7 +60,8 @@ from convert.config import Config, load_config
 from convert.fragments import inner_html, parse_fragment
 from convert.model import Article
 from convert.period import iso_week
-from convert.pipeline import ingest, open_archive
+from convert.plan import command_plan, settings_of
+from convert.run import run_plan
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -444,7 +445,7 @@ def week_articles(archive: Path, config: Config) -> list[Article]:
     """The week's stories as the digest reads them from the archive."""
     zone = ZoneInfo(config.timezone)
     start, end = iso_week(WEEK, NOW.date()).bounds(zone)
-    with open_archive(archive, config) as opened:
+    with settings_of(config).open_archive(archive) as opened:
         return opened.stories_between(start, end, language=config.epub.language or None)
 
 
@@ -703,9 +704,11 @@ def prepare_week(count: int, work: Path, server: PictureServer, notes: dict[str,
     for number in range(count):
         (dumps / f"{number:04d}.txt").write_text(feedx_dump(number, server.base_url), "utf-8")
     start = time.perf_counter()
-    outcome, _counts = ingest(sorted(str(p) for p in dumps.iterdir()), archive, config, now=NOW)
-    if outcome.failed:
-        raise RuntimeError(f"ingest failed for {outcome.failed[:5]}")
+    inputs = tuple(sorted(str(p) for p in dumps.iterdir()))
+    report = run_plan(command_plan(config, inputs, None, archive=archive, now=NOW))
+    failed = [name for row in report.sources for name in row.failed]
+    if failed or report.archive_failed:
+        raise RuntimeError(f"ingest failed for {failed[:5]}")
     notes["ingest_s"] = round(time.perf_counter() - start, 2)
     articles = week_articles(archive, config)
     if len(articles) != count:

@@ -10,7 +10,7 @@ texts of about 10 KB, 3 or 4 pictures each, served by a local HTTP server on
 every row, then run 2 of every row, ...) so that the ratios hold on a noisy machine:
 
 1. the floor: read + lxml parse + serialize of the same bodies;
-2. our reader and transforms (read_source, to the Article model), in process;
+2. our reader and cleaning (read_articles, to the Article model), in process;
 3. each writer: `feedx-convert markdown` (files, --jobs 1 and the default jobs),
    `feed` (one RSS feed, cleaning included), `epub` (pictures from the local
    server, cache cold and warm), `ingest` (the archive); in process: the Markdown
@@ -63,7 +63,8 @@ from rich.console import Console
 from rich.table import Table
 
 from convert.config import load_config
-from convert.pipeline import read_source
+from convert.plan import settings_of
+from convert.run import read_articles
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -605,7 +606,7 @@ STAGES: tuple[tuple[str, str, str, str], ...] = (
         "stage_read_clean",
         "read + clean (in process)",
         "ours",
-        "convert.pipeline.read_source per dump: read, feedx reader, every transform",
+        "convert.run.read_articles per dump: read, feedx reader, every cleaning step",
     ),
     (
         "stage_markdown_render",
@@ -807,14 +808,14 @@ def profile(setup: Setup, tools: Tools) -> dict[str, Any]:
     command = [sys.executable, "-m", "cProfile", "-o", str(md_prof), "-m", "convert"]
     command += ["-q", "-c", str(setup.config), "markdown", *setup.names, "-o", str(target), *jobs]
     subprocess.run(command, cwd=setup.corpus, check=True, capture_output=True)
-    config = load_config(setup.config)
+    settings = settings_of(load_config(setup.config))
     paths = [str(setup.corpus / n) for n in setup.names]
     for path in paths[:3]:
-        read_source(path, config)  # warm-up, as the stage child does
+        read_articles(path, settings)  # warm-up, as the stage child does
     profiler = cProfile.Profile()
     profiler.enable()
     for path in paths:
-        read_source(path, config)
+        read_articles(path, settings)
     profiler.disable()
     profiler.dump_stats(str(rc_prof))
     return {

@@ -13,7 +13,7 @@ answers with one JSON line: {stage: {"s": seconds, "peak_mb": MB, "articles": n}
 The stages run in one process so that each sees the same machine state:
 
 - floor: read + lxml parse + serialize of the raw bodies;
-- read_clean: `convert.pipeline.read_source` (read, sniff, feedx reader, transforms);
+- read_clean: `convert.run.read_articles` (read, sniff, feedx reader, cleaning);
 - markdown_render: `render_markdown` of the cleaned articles (read_clean's output);
 - rss_writer: `write_rss` of one feed of all of them (newest first, no item cap);
 - markdownify / html2text: the raw bodies through the library alone (no writing).
@@ -117,9 +117,11 @@ def _reset_peak() -> bool:
 class Stages:
     def __init__(self, dumps: list[Path], config_path: Path) -> None:
         from convert.config import load_config
+        from convert.plan import settings_of
 
         self.dumps = dumps
         self.config = load_config(config_path)
+        self.settings = settings_of(self.config)
         self.articles: list[Any] = []
         self.has_html2text = True
         try:
@@ -138,9 +140,9 @@ class Stages:
         self.articles = []
 
     def _read_clean(self, paths: list[Path]) -> None:
-        from convert.pipeline import read_source
+        from convert.run import read_articles
 
-        self.articles = [a for p in paths for a in read_source(str(p), self.config).articles]
+        self.articles = [a for p in paths for a in read_articles(str(p), self.settings).articles]
 
     def _render(self) -> None:
         from convert.writers.markdown import render_markdown
@@ -149,11 +151,14 @@ class Stages:
             render_markdown(article)
 
     def _rss(self) -> None:
-        from convert.model import Channel, Feed
-        from convert.pipeline import merge_items
-        from convert.writers.rss import item_date, write_rss
+        from convert.model import Channel, Feed, item_date
+        from convert.outputs.feed import merge_items
+        from convert.writers.rss import write_rss
 
-        articles = merge_items(self.articles, [], max(1, len(self.articles)))
+        # Keyed as before the outputs moved (canonical URL): the same work as the baseline.
+        articles = merge_items(
+            self.articles, [], max(1, len(self.articles)), key=lambda a: a.canonical_url or a.id
+        )
         channel = Channel(
             title="bench",
             link="https://cn.nytimes.com/",

@@ -1,9 +1,9 @@
 """The article archive: every article read, kept in one SQLite file and grouped into stories.
 
-Each article is one row holding its JSON (`model.to_json`), keyed by its canonical
-URL, with the columns the queries need beside it. All editions and mirrors of one
-article share a story key (`urls.story_key`), so a digest can show each story once
-in the reader's preferred script.
+Each article is one row holding its JSON (`model.to_json`), keyed by its copy key
+(`identity`: every copy of one article is one row), with the columns the queries need
+beside it. All editions and mirrors of one article share a story key, so a digest can
+show each story once, in the edition `identity.edition_rank` gives its reader.
 
 Times are stored as UTC ISO 8601 text of fixed width, so that text order is time
 order and SQLite can compare them in an index.
@@ -11,6 +11,7 @@ order and SQLite can compare them in an index.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -26,8 +27,8 @@ from typing import Any, NamedTuple, Self
 from zoneinfo import ZoneInfo
 
 from convert.errors import ConvertError
+from convert.identity import Identity, edition_rank
 from convert.model import Article, from_json, to_json
-from convert.urls import story_key
 
 APP_FOLDER = "feedx-convert"
 ARCHIVE_FILE = "archive.sqlite"
@@ -46,13 +47,14 @@ _FULL_BELOW = 1 << 20
 _LOOKUP_CHUNK = 500
 
 # _MIGRATIONS[n] turns a version-n file into version n + 1; `PRAGMA user_version`
-# holds n. Version 0 is an empty file. Append a step, never edit one that shipped.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+# holds n. Version 0 is an empty file. A step is SQL statements, or the name of an
+# Archive method for what SQL cannot do. Append a step, never edit one that shipped.
+_MIGRATIONS: tuple[tuple[str, ...] | str, ...] = (
     (
         """
         CREATE TABLE article (
             key          TEXT NOT NULL PRIMARY KEY,  -- canonical URL; the id without one
-            story        TEXT NOT NULL,              -- urls.story_key: one per story
+            story        TEXT NOT NULL,              -- the story key: one per story
             published    TEXT,                       -- UTC ISO text; NULL: no date
             captured     TEXT,                       -- UTC ISO text; NULL: unknown
             source       TEXT NOT NULL,              -- Article.source_name
@@ -68,6 +70,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX article_published ON article (published)",
         "CREATE INDEX article_story ON article (story, published)",
     ),
+    # Rows keyed by copy key (identity.py) instead of canonical URL: the copies of one
+    # article merged into one row, with the id they now share.
+    "rekey",
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -97,7 +102,7 @@ _STORIES = """
         SELECT story, (SELECT MIN(published) FROM article AS a WHERE a.story = hit.story) AS first
         FROM hit
     )
-    SELECT a.story, a.key, a.language, a.published, a.last_updated, a.json
+    SELECT a.story, a.key, a.language, a.published, a.json
     FROM story_start AS s JOIN article AS a ON a.story = s.story
     WHERE s.first >= :start AND a.published IS NOT NULL
 """
@@ -159,11 +164,11 @@ class _Stored(NamedTuple):
 class Archive:
     """One archive file, open for reading and writing."""
 
-    def __init__(self, path: Path, *, zone: ZoneInfo, feedx_hosts: Iterable[str]) -> None:
+    def __init__(self, path: Path, *, zone: ZoneInfo, identity: Identity) -> None:
         """Open the archive at `path`, creating the file and its folder when missing."""
         self.path = path
         self.zone = zone
-        self._feedx_hosts = tuple(feedx_hosts)
+        self.identity = identity
         if path.is_dir():
             raise ConvertError(str(path), "is a folder, not an archive file")
         try:
@@ -238,26 +243,34 @@ class Archive:
         low, high = _utc_text(start, self.zone), _utc_text(end, self.zone)
         if low >= high:
             return []
-        wanted = (language or "").casefold()
         # One pass keeps the best edition per story; only the winners' JSON is decoded.
-        best: dict[str, tuple[tuple[bool, bool, str, str, str], str]] = {}
+        best: dict[str, tuple[tuple[bool, bool, datetime, str], str, str]] = {}
         with self._errors():
             cursor = self._conn.execute(_STORIES, {"start": low, "end": high})
-            for story, key, lang, published, last_updated, text in cursor:
-                folded = str(lang).casefold()
-                # The asked-for language first, else Simplified Chinese, else the newest.
-                rank = (bool(wanted) and folded == wanted, folded == "zh-hans")
-                rank_key = (*rank, published, last_updated, key)
-                if story not in best or rank_key > best[story][0]:
-                    best[story] = (rank_key, text)
-        chosen = sorted(best.values(), key=lambda item: (item[0][2], item[0][4]))
-        return [_article(text) for _rank, text in chosen]
+            for story, key, lang, published, text in cursor:
+                moment = datetime.fromisoformat(published)
+                rank = edition_rank(str(lang), moment, str(key), language or "")
+                if story not in best or rank > best[story][0]:
+                    best[story] = (rank, published, text)
+        # Oldest first (UTC text sorts as time), then by key.
+        chosen = sorted(best.values(), key=lambda item: (item[1], item[0][3]))
+        return [_article(text) for _rank, _published, text in chosen]
 
     def newest_published(self) -> datetime | None:
         """The latest publication time in the archive (in UTC), or None when it has none."""
         with self._errors():
             (value,) = self._conn.execute("SELECT MAX(published) FROM article").fetchone()
         return None if value is None else datetime.fromisoformat(value)
+
+    def published_span(self) -> list[datetime]:
+        """The first and the last publication time in the archive (UTC); empty without any."""
+        with self._errors():
+            first, last = self._conn.execute(
+                "SELECT MIN(published), MAX(published) FROM article"
+            ).fetchone()
+        return (
+            [] if first is None else [datetime.fromisoformat(first), datetime.fromisoformat(last)]
+        )
 
     def stats(self) -> list[StatRow]:
         """Dated articles per source and ISO week of the archive's zone, by source then week."""
@@ -272,18 +285,20 @@ class Archive:
                 counts[source, f"{local.year}-W{local.week:02d}"] += 1
         return [StatRow(source, week, n) for (source, week), n in sorted(counts.items())]
 
-    def first_seen(self, key: str) -> datetime | None:
-        """When the article with this canonical URL (or id) was first ingested, in UTC."""
+    def first_seen(self, article: Article) -> datetime | None:
+        """When a copy of `article` was first ingested, in UTC; None when never."""
         with self._errors():
             row = self._conn.execute(
-                "SELECT first_seen FROM article WHERE key = ?", (key,)
+                "SELECT first_seen FROM article WHERE key = ?", (self.identity.copy_key(article),)
             ).fetchone()
         return None if row is None else datetime.fromisoformat(row[0])
 
-    def article(self, key: str) -> Article | None:
-        """The stored article with this canonical URL (or id), or None."""
+    def article(self, article: Article) -> Article | None:
+        """The stored copy of `article` (the one kept of all its copies), or None."""
         with self._errors():
-            row = self._conn.execute("SELECT json FROM article WHERE key = ?", (key,)).fetchone()
+            row = self._conn.execute(
+                "SELECT json FROM article WHERE key = ?", (self.identity.copy_key(article),)
+            ).fetchone()
         return None if row is None else _article(row[0])
 
     # --- the connection ---------------------------------------------------------------
@@ -305,6 +320,9 @@ class Archive:
             version = self._version()
             self._check_version(version)
             for step in _MIGRATIONS[version:]:
+                if isinstance(step, str):
+                    getattr(self, f"_{step}")(conn)
+                    continue
                 for statement in step:
                     conn.execute(statement)
             # user_version is in the file header and changes with the transaction.
@@ -360,8 +378,29 @@ class Archive:
             return ConvertError(str(self.path), "disk full")
         return ConvertError(str(self.path), f"cannot use archive: {error}")
 
+    def _rekey(self, conn: sqlite3.Connection) -> None:
+        """Key every row by its copy key (version 2), keeping one row of each article's
+        copies: the newest capture, else the last updated."""
+        rows = conn.execute(
+            "SELECT json, first_seen, last_updated FROM article"
+            " ORDER BY captured IS NOT NULL, captured, last_updated"
+        ).fetchall()
+        kept: dict[str, tuple[_Row, str, str]] = {}
+        for text, first_seen, last_updated in rows:
+            article = _article(text)
+            if article.canonical_url:
+                article = dataclasses.replace(
+                    article, id=self.identity.article_id(article.canonical_url, "")
+                )
+            row = self._row(article)
+            earlier = kept.get(row.key)
+            seen = min(first_seen, earlier[1]) if earlier else first_seen
+            kept[row.key] = (row, seen, last_updated)  # later in the order wins
+        conn.execute("DELETE FROM article")
+        conn.executemany(_UPSERT, [(*row, seen, updated) for row, seen, updated in kept.values()])
+
     def _row(self, article: Article) -> _Row:
-        key = article.canonical_url or article.id
+        key = self.identity.copy_key(article)
         if not key:
             raise ValueError(f"article {article.title!r} has neither canonical_url nor id")
         data = to_json(article)
@@ -370,7 +409,7 @@ class Archive:
         return _Row(
             key=key,
             # Without a URL there is nothing to match mirrors by: the article is its own story.
-            story=story_key(key, self._feedx_hosts) if article.canonical_url else key,
+            story=self.identity.story_key(article),
             published=_utc_or_none(article.published, self.zone),
             captured=_utc_or_none(article.captured, self.zone),
             source=article.source_name,

@@ -1,38 +1,38 @@
-"""The command line: parse, load the config, call the pipeline. Nothing else lives here.
+"""The command line: parse, load the config, build the plan, run it, tell what it did.
 
-Exit codes: 0 all good; 1 some input failed (the others were still converted);
-2 a usage or config error.
+Every command is a plan (`plan.py`) run by the one orchestrator (`run.run_plan`): the
+conversions have one output each, `ingest` none, `run` the config's. Exit codes: 0 all
+good; 1 some input or output failed (the others were still done); 2 a usage or config
+error.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
-from datetime import date
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from convert import __version__, pipeline
+from convert import __version__
 from convert.config import Config, load_config
 from convert.errors import ConfigError, ConvertError
-from convert.model import to_json
-from convert.period import Period, date_range, iso_week
-from convert.readers import sniff_reader
 from convert.text import printable
-from convert.writers import FEED_WRITERS
+from convert.writers import FEED_FORMATS
 
 if TYPE_CHECKING:
-    from convert.job import JobReport
+    from convert.config import Target
+    from convert.plan import Plan
+    from convert.report import RunReport
 
-# rich and the job are imported where used: a conversion in a pipe needs neither, and
-# start-up is a third of a small run.
+# The orchestrator, rich and each output's writers are imported where used: a
+# conversion in a pipe needs no rich, and start-up is a third of a small run.
 
-EXIT_OK, EXIT_INPUT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+STDOUT = "-"
 
 
 class _OneLineFormatter(logging.Formatter):
@@ -53,16 +53,6 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def _on_terminal() -> bool:
     """Progress bars only for a person: on a terminal, never in a pipe or a log."""
     return sys.stderr.isatty()
-
-
-def _progress(items: Sequence[str], label: str) -> Iterable[str]:
-    """`items`, with a progress bar on a terminal; plain in a pipe or for one item."""
-    if len(items) < 2 or not _on_terminal():
-        return items
-    from rich.console import Console
-    from rich.progress import track
-
-    return track(items, description=label, console=Console(stderr=True), transient=True)
 
 
 def _setup_logging(verbosity: int) -> None:
@@ -107,6 +97,79 @@ def _jobs(jobs: int | None) -> int:
     return jobs or os.cpu_count() or 1
 
 
+class _TerminalProgress:
+    """Every phase of a run as a bar on one rich display, on a terminal only."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._bars = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._started = False
+
+    def __call__(self, label: str, total: int) -> Callable[[], None]:
+        """A phase of `total` steps; returns what marks one step done."""
+        if not self._started:
+            self._bars.start()
+            self._started = True
+        task = self._bars.add_task(label, total=total)
+
+        def advance() -> None:
+            self._bars.advance(task)
+            if self._bars.tasks[task].finished:
+                self._bars.remove_task(task)
+
+        return advance
+
+    def close(self) -> None:
+        """Take the display away (before the summary is printed)."""
+        if self._started:
+            self._bars.stop()
+
+
+def _execute(plan: Plan) -> RunReport:
+    """Run `plan`, with progress bars on a terminal."""
+    from convert.run import run_plan
+
+    progress = _TerminalProgress() if _on_terminal() else None
+    try:
+        return run_plan(plan, progress)
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def _plan(
+    ctx: click.Context,
+    inputs: tuple[str, ...],
+    target: tuple[str, Target] | None,
+    *,
+    archive: Path | None = None,
+    jobs: int | None = None,
+    clean: bool = True,
+) -> Plan:
+    from convert.plan import command_plan
+
+    return command_plan(
+        _config(ctx), inputs, target, archive=archive, jobs=_jobs(jobs), clean=clean
+    )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="feedx-convert")
 @click.option(
@@ -121,6 +184,9 @@ def _jobs(jobs: int | None) -> int:
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, quiet: bool, verbose: bool) -> None:
     """Clean feedx.net articles and republish them as Markdown, feeds and EPUB.
+
+    An INPUT or SOURCE is a file, a folder (its files), a quoted glob, an http(s) URL,
+    an OPML list of feeds, or - for standard input.
 
     \b
     Example:
@@ -137,8 +203,7 @@ def cli(ctx: click.Context, config_path: Path | None, quiet: bool, verbose: bool
     "-o",
     "--output",
     "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for one .md per article (needed for several inputs).",
+    help="Folder for one .md per article (needed for several articles); - for stdout.",
 )
 @click.option(
     "--download-images",
@@ -150,7 +215,7 @@ def cli(ctx: click.Context, config_path: Path | None, quiet: bool, verbose: bool
 def markdown(
     ctx: click.Context,
     inputs: tuple[str, ...],
-    out_dir: Path | None,
+    out_dir: str | None,
     download_images: bool,
     jobs: int | None,
 ) -> int:
@@ -159,27 +224,19 @@ def markdown(
     \b
     Examples:
       feedx-convert markdown article.txt > article.md
-      feedx-convert markdown examples/*.txt -o out/markdown --download-images
+      feedx-convert markdown examples/ -o out/markdown --download-images
     """
-    config = _config(ctx)
-    if out_dir is None:
+    from convert.config import MarkdownTarget
+
+    folder = out_dir or STDOUT
+    if folder == STDOUT:
         if len(inputs) > 1:
             raise click.UsageError("several inputs need -o/--output DIR")
         if download_images:
             raise click.UsageError("--download-images needs -o/--output DIR")
-        outcome = pipeline.markdown_to_stdout(inputs[0], config)
-    else:
-        tick = _phase("Converting", len(inputs)) if len(inputs) > 1 and _on_terminal() else None
-        outcome = pipeline.markdown_to_folder(
-            inputs,
-            out_dir,
-            config,
-            download_images=download_images,
-            jobs=_jobs(jobs),
-            tick=tick,
-        )
-        logging.getLogger("convert").info("wrote %d files into %s", len(outcome.written), out_dir)
-    return EXIT_INPUT_FAILED if outcome.failed else EXIT_OK
+    target = MarkdownTarget(folder=folder, download_images=download_images)
+    report = _execute(_plan(ctx, inputs, ("markdown", target), jobs=jobs))
+    return EXIT_FAILED if report.failed else EXIT_OK
 
 
 @cli.command()
@@ -189,23 +246,26 @@ def markdown(
     "--output",
     "out_path",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The feed file to write (merged with when it exists).",
+    help="The feed file to write (merged with when it exists); - for stdout.",
 )
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(sorted(FEED_WRITERS)),
+    type=click.Choice(list(FEED_FORMATS)),
     help="Feed format; by default from the output's ending (.atom, .json), else rss.",
 )
 @click.option("--self-url", default="", help="Where the feed will be published.")
-@click.option("--title", default="", help="The feed's title (default: the first source's).")
+@click.option(
+    "--title",
+    default="",
+    help="The feed's title (default: the one feed's own, else feedx-convert).",
+)
 @_jobs_option("reading and cleaning")
 @click.pass_context
 def feed(
     ctx: click.Context,
     sources: tuple[str, ...],
-    out_path: Path,
+    out_path: str,
     fmt: str | None,
     self_url: str,
     title: str,
@@ -213,36 +273,25 @@ def feed(
 ) -> int:
     """Republish feeds, feedx articles or HTML pages as one cleaned feed.
 
-    SOURCE is a file, an http(s) URL, an OPML list of feeds, or - for standard input.
-
     \b
     Examples:
       feedx-convert feed https://feedx.net/rss/nytimes.xml -o public/nytimes.xml
       feedx-convert feed examples/feedx-nytimes.xml examples/*.txt -o out/feed.atom
     """
-    config = _config(ctx)
-    job = pipeline.FeedJob(
-        out_path=out_path,
+    from convert.config import FeedTarget
+
+    target = FeedTarget(
+        path=out_path,
         format=fmt or _format_from_ending(out_path),
         self_url=self_url,
         title=title,
-        jobs=_jobs(jobs),
     )
-    outcome = pipeline.publish_feed(_progress(sources, "Reading"), job, config)
-    if outcome.written:
-        logging.getLogger("convert").info("wrote %s", out_path)
-    elif outcome.unchanged:
-        logging.getLogger("convert").info("%s is up to date", out_path)
-    return EXIT_INPUT_FAILED if outcome.failed or not _produced(outcome) else EXIT_OK
+    report = _execute(_plan(ctx, sources, ("feed", target), jobs=jobs))
+    return EXIT_FAILED if report.failed or not report.outputs[0].produced else EXIT_OK
 
 
-def _produced(outcome: pipeline.Outcome) -> bool:
-    """The output exists as asked: written now, or already holding the same bytes."""
-    return bool(outcome.written or outcome.unchanged)
-
-
-def _format_from_ending(path: Path) -> str:
-    return {".atom": "atom", ".json": "json"}.get(path.suffix.lower(), "rss")
+def _format_from_ending(path: str) -> str:
+    return {".atom": "atom", ".json": "json"}.get(Path(path).suffix.lower(), "rss")
 
 
 @cli.command()
@@ -261,44 +310,30 @@ def ingest(
     Example:
       feedx-convert ingest https://feedx.net/rss/nytimes.xml examples/*.txt
     """
-    config = _config(ctx)
-    path = pipeline.archive_path(config, archive)
-    outcome, counts = pipeline.ingest(
-        _progress(sources, "Ingesting"), path, config, jobs=_jobs(jobs)
-    )
+    from convert.plan import archive_path
+
+    path = archive_path(_config(ctx), archive)
+    report = _execute(_plan(ctx, sources, None, archive=path, jobs=jobs))
     logging.getLogger("convert").info(
         "%s: %d new, %d updated, %d unchanged",
         path,
-        counts.new,
-        counts.updated,
-        counts.unchanged,
+        sum(row.new for row in report.sources),
+        sum(row.updated for row in report.sources),
+        sum(row.unchanged for row in report.sources),
     )
-    return EXIT_INPUT_FAILED if outcome.failed else EXIT_OK
-
-
-def _day(value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"not a date (YYYY-MM-DD): {value!r}") from None
+    return EXIT_FAILED if report.failed else EXIT_OK
 
 
 @cli.command()
 @click.argument("inputs", nargs=-1)
-@click.option("--week", help="ISO week (2024-W21) or 'last' (the default without inputs).")
-@click.option("--since", help="First day, YYYY-MM-DD (with --until).")
-@click.option("--until", help="Last day, YYYY-MM-DD, included.")
-@_archive_option("read")
 @click.option(
-    "-o",
-    "--output",
-    "out_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The EPUB file to write.",
+    "--week",
+    help="latest, last, all or an ISO week (2024-W21); default: last, or all of the INPUTs.",
 )
+@click.option("--since", default="", help="First day, YYYY-MM-DD (with --until).")
+@click.option("--until", default="", help="Last day, YYYY-MM-DD, included.")
+@_archive_option("read")
+@click.option("-o", "--output", "out_path", required=True, help="The EPUB file to write.")
 @click.option(
     "--vertical/--horizontal", default=None, help="Vertical writing (config: epub.vertical)."
 )
@@ -309,10 +344,10 @@ def epub(
     ctx: click.Context,
     inputs: tuple[str, ...],
     week: str | None,
-    since: str | None,
-    until: str | None,
+    since: str,
+    until: str,
     archive: Path | None,
-    out_path: Path,
+    out_path: str,
     vertical: bool | None,
     grayscale: bool | None,
     jobs: int | None,
@@ -326,36 +361,30 @@ def epub(
       feedx-convert epub --since 2024-05-20 --until 2024-05-22 -o three-days.epub
       feedx-convert epub examples/*.txt -o examples.epub
     """
-    config = _config(ctx)
-    first, last = _day(since), _day(until)
-    if week and (first or last):
-        raise click.UsageError("give --week or --since/--until, not both")
-    if (first is None) != (last is None):
-        raise click.UsageError("--since and --until go together")
+    from convert.config import EpubTarget
+    from convert.period import parse_period
+    from convert.plan import archive_path
+
+    if out_path.strip() == STDOUT:
+        raise click.UsageError("an EPUB is a file: give its path with -o, not - (standard output)")
+    if week is None and not (since or until):
+        week = "all" if inputs else "last"
     try:
-        if week:
-            period: Period | None = iso_week(week, date.today())
-        elif first and last:
-            period = date_range(first, last)
-        else:
-            period = None
+        parse_period(week or "", since, until)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    job = pipeline.EpubJob(
-        out_path=out_path,
-        inputs=inputs,
-        period=period,
-        archive=archive,
+    target = EpubTarget(
+        path=out_path,
+        week=week or "",
+        since=since,
+        until=until,
         vertical=vertical,
         grayscale=grayscale,
-        jobs=_jobs(jobs),
     )
-    outcome = pipeline.build_epub(job, config)
-    if outcome.written or outcome.unchanged:
-        size = out_path.stat().st_size / 1e6
-        done = "wrote" if outcome.written else "up to date:"
-        logging.getLogger("convert").info("%s %s (%.1f MB)", done, out_path, size)
-    return EXIT_INPUT_FAILED if outcome.failed or not _produced(outcome) else EXIT_OK
+    # Without INPUTs the book is the archive's; with them, theirs.
+    store = None if inputs else archive_path(_config(ctx), archive)
+    report = _execute(_plan(ctx, inputs, ("epub", target), archive=store, jobs=jobs))
+    return EXIT_FAILED if report.failed or not report.outputs[0].produced else EXIT_OK
 
 
 @cli.command()
@@ -397,69 +426,15 @@ def run(
     # A run tells what it does, phase by phase, unless -q (here or before `run`).
     quiet = quiet or ctx.meta.get("verbosity", 0) < 0
     _setup_logging(-1 if quiet else 2 if verbose else 1)
-    config = _config(ctx)
-    from convert.job import RunOptions, run_job
+    from convert.plan import plan_of_config
 
-    options = RunOptions(archive=archive, dry_run=dry_run, jobs=jobs or 0)
-    try:
-        report = run_job(config, options, progress=_phase if _on_terminal() else None)
-    except ConvertError as error:
-        click.echo(f"error: {printable(str(error))}", err=True)
-        return EXIT_INPUT_FAILED
+    plan = plan_of_config(_config(ctx), archive=archive, dry_run=dry_run, jobs=_jobs(jobs))
+    report = _execute(plan)
     if not quiet:
-        _summary(report, dry_run)
-    return EXIT_INPUT_FAILED if report.failed else EXIT_OK
+        from convert.summary import print_summary
 
-
-def _phase(label: str, total: int) -> Callable[[], None]:
-    """A rich progress bar for one phase; returns the function that advances it."""
-    from rich.console import Console
-    from rich.progress import Progress
-
-    bar = Progress(console=Console(stderr=True), transient=True)
-    task = bar.add_task(label, total=total)
-    bar.start()
-
-    def advance() -> None:
-        bar.advance(task)
-        if bar.finished:
-            bar.stop()
-
-    if total == 0:
-        bar.stop()
-    return advance
-
-
-def _summary(report: JobReport, dry_run: bool) -> None:
-    """Per source: new, updated, unchanged, failed; per output: path, size, what changed."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(soft_wrap=True)
-    sources = Table("source", "new", "updated", "unchanged", "failed", title="sources")
-    for row in report.sources:
-        sources.add_row(
-            row.name, str(row.new), str(row.updated), str(row.unchanged), str(row.failed)
-        )
-    console.print(sources)
-    verb = "would write" if dry_run else "written"
-    outputs = Table("output", "path", "size", verb, "unchanged", "status", title="outputs")
-    for out in report.outputs:
-        outputs.add_row(
-            out.kind,
-            str(out.path),
-            _size(out.size),
-            str(out.written),
-            str(out.unchanged),
-            "failed" if out.failed else "ok",
-        )
-    console.print(outputs)
-    if not report.changed and not report.failed:
-        console.print("nothing changed: every output is up to date")
-
-
-def _size(size: int) -> str:
-    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
+        print_summary(report, on_terminal=sys.stdout.isatty())
+    return EXIT_FAILED if report.failed else EXIT_OK
 
 
 @cli.group(name="archive")
@@ -477,20 +452,16 @@ def stats(ctx: click.Context, archive: Path | None) -> int:
     Example:
       feedx-convert archive stats
     """
+    from convert.plan import archive_path, settings_of
+    from convert.summary import print_stats
+
     config = _config(ctx)
-    path = pipeline.archive_path(config, archive)
+    path = archive_path(config, archive)
     if not path.exists():
         raise ConvertError(str(path), "no archive yet: run `feedx-convert ingest` first")
-    with pipeline.open_archive(path, config) as opened:
+    with settings_of(config).open_archive(path) as opened:
         rows = opened.stats()
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("source", "week", "articles", title=str(path))
-    for row in rows:
-        table.add_row(row.source, row.week, str(row.articles))
-    table.add_row("all", "", str(sum(row.articles for row in rows)), style="bold")
-    Console(soft_wrap=True).print(table)
+    print_stats(path, rows)
     return EXIT_OK
 
 
@@ -505,16 +476,11 @@ def inspect(ctx: click.Context, file: str, raw: bool) -> int:
     Example:
       feedx-convert inspect examples/nyt-putin-harbin.txt
     """
-    config = _config(ctx)
-    if raw:
-        data = pipeline.read_bytes(file, config)
-        articles = list(sniff_reader(data, file)(data, file, config).articles)
-    else:
-        articles = pipeline.read_articles(file, config)
-    shown = [to_json(article) for article in articles]
-    json.dump(shown[0] if len(shown) == 1 else shown, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
-    return EXIT_OK
+    from convert.config import ArticlesTarget
+
+    target = ArticlesTarget(path=STDOUT)
+    report = _execute(_plan(ctx, (file,), ("articles", target), jobs=1, clean=not raw))
+    return EXIT_FAILED if report.failed else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -536,9 +502,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         click.echo(f"error: {printable(str(error))}", err=True)
         return EXIT_USAGE
-    except ConvertError as error:  # from commands that take a single input
+    except ConvertError as error:  # a lock held by another run, an unusable archive
         click.echo(f"error: {printable(str(error))}", err=True)
-        return EXIT_INPUT_FAILED
+        return EXIT_FAILED
     except BrokenPipeError:
         return EXIT_OK  # `feedx-convert markdown a.txt | head` is fine
     return int(result) if isinstance(result, int) else EXIT_OK

@@ -25,7 +25,9 @@ import yaml
 from lxml.cssselect import CSSSelector
 
 from convert.errors import ConfigError
+from convert.period import parse_period
 from convert.resources import resource_path
+from convert.writers import FEED_FORMATS
 
 # --- checks on single values (raise ValueError with the reason) -----------------------
 
@@ -87,18 +89,22 @@ _PATH = {"path": True}
 
 
 def _feed_format(value: str) -> None:
-    if value not in {"rss", "atom", "json"}:
-        raise ValueError("must be rss, atom or json")
+    if value not in FEED_FORMATS:
+        raise ValueError(f"must be one of {', '.join(FEED_FORMATS)}")
 
 
 def _week(value: str) -> None:
-    if value and not re.fullmatch(r"latest|last|\d{4}-W\d{1,2}", value):
-        raise ValueError("must be latest, last or an ISO week such as 2024-W21")
+    parse_period(week=value)
 
 
 def _day(value: str) -> None:
-    if value and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise ValueError("must be a date, YYYY-MM-DD")
+    if value:
+        parse_period(since=value, until=value)
+
+
+def _not_stdout(value: str) -> None:
+    if value.strip() == "-":
+        raise ValueError("an EPUB is a file: give its path, not - (standard output)")
 
 
 # --- the schema ---------------------------------------------------------------------
@@ -272,7 +278,7 @@ class FeedTarget:
     """A feed the main job writes."""
 
     path: str = field(metadata=_PATH)
-    """The feed file."""
+    """The feed file (`-`: standard output, merged with nothing)."""
 
     format: str = field(default="rss", metadata=_check(_feed_format))
     """rss, atom or json."""
@@ -281,10 +287,14 @@ class FeedTarget:
     """Where it is published (atom:link rel=self); the feed section's when empty."""
 
     title: str = ""
-    """The feed's title; the first source's own when empty."""
+    """The feed's title; empty: the feed's own when all items come from one feed, else
+    `feedx-convert`."""
 
-    max_items: int = 0
-    """Most items kept; the feed section's `max_items` when 0."""
+    link: str = ""
+    """The home page the feed belongs to; empty: the one feed's own, else `self_url`."""
+
+    max_items: int | None = field(default=None, metadata=_check(_positive))
+    """Most items kept; the feed section's `max_items` when not given."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -292,7 +302,7 @@ class MarkdownTarget:
     """A folder of Markdown files the main job writes."""
 
     folder: str = field(metadata=_PATH)
-    """Where the `.md` files go."""
+    """Where the `.md` files go (`-`: one article to standard output)."""
 
     download_images: bool = False
     """Save pictures in `assets/` beside them."""
@@ -300,13 +310,14 @@ class MarkdownTarget:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EpubTarget:
-    """An EPUB digest the main job writes from the archive."""
+    """An EPUB digest: from the archive in the main job, from its inputs for `epub FILES`."""
 
-    path: str = field(metadata=_PATH)
+    path: str = field(metadata={**_PATH, "check": _not_stdout})
     """The book; `{period}` is replaced by its week or dates (`digest-{period}.epub`)."""
 
-    week: str = field(default="latest", metadata=_check(_week))
-    """latest (the newest archived article's week), last (the last whole week), 2024-W21."""
+    week: str = field(default="", metadata=_check(_week))
+    """latest (the newest article's week; the default), last (the last whole week),
+    all (every article), or an ISO week such as 2024-W21."""
 
     since: str = field(default="", metadata=_check(_day))
     """With `until`, a window of days instead of a week (YYYY-MM-DD)."""
@@ -314,27 +325,38 @@ class EpubTarget:
     until: str = field(default="", metadata=_check(_day))
     """The window's last day, included."""
 
-    budget_mb: float = 0
-    """Largest book in MB; the epub section's `budget_mb` when 0."""
+    budget_mb: float | None = field(default=None, metadata=_check(_positive))
+    """Largest book in MB; the epub section's `budget_mb` when not given."""
 
-    vertical: bool = False
-    """Vertical writing with a right-to-left spine."""
+    vertical: bool | None = None
+    """Vertical writing with a right-to-left spine; the epub section's when not given."""
 
-    grayscale: bool = False
-    """Gray pictures."""
+    grayscale: bool | None = None
+    """Gray pictures; the epub section's when not given."""
 
     pictures: bool = True
     """Embed pictures; false leaves each as a link to the original (no downloads)."""
 
     def check_values(self) -> None:
-        """`since` and `until` go together."""
-        if bool(self.since) != bool(self.until):
-            raise ValueError("since and until go together")
+        """A week or a window of days, spelled as `parse_period` reads them."""
+        parse_period(self.week, self.since, self.until)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArticlesTarget:
+    """The articles as the model's JSON (what `feedx-convert inspect` prints)."""
+
+    path: str = field(metadata=_PATH)
+    """The JSON file (`-`: standard output)."""
+
+
+Target = FeedTarget | MarkdownTarget | EpubTarget | ArticlesTarget
+"""What one output writes, as the config (or a command's flags) says."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Output:
-    """One output of the main job: exactly one of `feed`, `markdown`, `epub`."""
+    """One output of the main job: exactly one of its kinds (the names of `outputs.OUTPUTS`)."""
 
     feed: FeedTarget | None = None
     """Write a feed."""
@@ -345,10 +367,22 @@ class Output:
     epub: EpubTarget | None = None
     """Write an EPUB digest."""
 
+    articles: ArticlesTarget | None = None
+    """Write the articles as JSON."""
+
     def check_values(self) -> None:
         """Exactly one kind per entry."""
-        if sum(x is not None for x in (self.feed, self.markdown, self.epub)) != 1:
-            raise ValueError("each output is exactly one of feed, markdown, epub")
+        if len(self.chosen()) != 1:
+            kinds = ", ".join(f.name for f in dataclasses.fields(self))
+            raise ValueError(f"each output is exactly one of {kinds}")
+
+    def chosen(self) -> list[tuple[str, Target]]:
+        """The kind given, with its target: `[("feed", FeedTarget(...))]`."""
+        return [
+            (f.name, value)
+            for f in dataclasses.fields(self)
+            if (value := getattr(self, f.name)) is not None
+        ]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -391,65 +425,8 @@ class Config:
     outputs: tuple[Output, ...] = ()
     """The main job's outputs."""
 
-    source_rules: SiteRules | None = field(default=None, metadata={"internal": True})
-    """Rules of the source being read, over the site rules (set by the job, not in YAML)."""
-
     sites: Mapping[str, SiteRules] = field(default_factory=dict)
     """Rules per host; a rule for `nytimes.com` also covers `cn.nytimes.com`."""
-
-    def rules_for(self, host: str) -> Rules:
-        """The rules that apply to an article from `host`."""
-        host = host.lower()
-        labels = host.split(".")
-        site = next(
-            (
-                self.sites[".".join(labels[start:])]
-                for start in range(len(labels))
-                if ".".join(labels[start:]) in self.sites
-            ),
-            SiteRules(),
-        )
-        if self.source_rules is not None:
-            site = _over(site, self.source_rules)
-        return Rules(config=self, site=site, host=host)
-
-    def for_source(self, source: Source) -> Config:
-        """This config with `source`'s own rules over the site rules."""
-        return dataclasses.replace(self, source_rules=source.rules) if source.rules else self
-
-
-def _over(site: SiteRules, top: SiteRules) -> SiteRules:
-    """`top`'s settings where it has them, `site`'s elsewhere."""
-    changes = {
-        f.name: getattr(top, f.name)
-        for f in dataclasses.fields(SiteRules)
-        if getattr(top, f.name) != f.default
-    }
-    return dataclasses.replace(site, **changes)
-
-
-@dataclass(frozen=True, slots=True)
-class Rules:
-    """What applies to one article: the job's settings and its site's rules."""
-
-    config: Config
-    """The whole job's settings."""
-
-    site: SiteRules
-    """The rules of the article's site (empty rules for an unknown site)."""
-
-    host: str
-    """The article's host."""
-
-    @property
-    def zone(self) -> ZoneInfo:
-        """Time zone of the site's naive times."""
-        return ZoneInfo(self.site.timezone or self.config.timezone)
-
-    @property
-    def source_name(self) -> str:
-        """The publication's name, or its host."""
-        return self.site.name or self.host
 
 
 # --- loading --------------------------------------------------------------------------
@@ -575,16 +552,14 @@ def _build_dataclass(cls: Any, node: yaml.Node, key: str) -> Any:
     for key_node, value_node in node.value:
         name = str(key_node.value)
         path = f"{key}.{name}" if key else name
-        if name not in fields or fields[name].metadata.get("internal"):
-            valid = ", ".join(
-                sorted(n for n, f in fields.items() if not f.metadata.get("internal"))
-            )
+        if name not in fields:
+            valid = ", ".join(sorted(fields))
             raise _fail(key_node, path, f"unknown key (valid keys here: {valid})")
         value = _build(hints[name], value_node, path)
         if fields[name].metadata.get("path") and value:
             value = _resolve(value, value_node)
         check = fields[name].metadata.get("check")
-        if check is not None:
+        if check is not None and value is not None:
             try:
                 check(value)
             except ValueError as error:
@@ -611,8 +586,8 @@ def _build_dataclass(cls: Any, node: yaml.Node, key: str) -> Any:
 def _resolve(value: str, node: yaml.Node) -> str:
     """A relative path from a user's file is relative to that file's folder; from the
     shipped config (which may live inside an installed package), to the current one."""
-    if re.match(r"https?://", value):
-        return value
+    if re.match(r"https?://", value) or value == "-":
+        return value  # an address, or standard input or output
     path = Path(value).expanduser()
     if path.is_absolute():
         return str(path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from html import escape
 from typing import cast
 
@@ -26,30 +25,12 @@ _PARSER = lxml.html.HTMLParser(
 _PARSER.set_element_class_lookup(etree.ElementDefaultClassLookup(element=HtmlElement))
 
 
-class _LastSerialized(threading.local):
-    """The tree `serialize_body` last turned into text, and that text."""
-
-    html: str | None = None
-    root: HtmlElement | None = None
-
-
-_last = _LastSerialized()
-
-
 def parse_fragment(html: str) -> HtmlElement:
     """The fragment's nodes inside one `<div>` container (empty input gives an empty div).
 
     Characters XML cannot carry (controls, `&#0;`, `&#xD800;`) are dropped first: lxml
     refuses them, and no output format could hold them.
-
-    The very text `serialize_body` just made is not parsed again: its tree is handed
-    over instead (once; the taker may change it). So the transforms, each a function of
-    the body's text, parse an article once between them.
     """
-    kept = _waiting(html)
-    if kept is not None:
-        _last.html, _last.root = None, None
-        return kept
     html = remove_invalid_xml(html)
     # As lxml.html.fragment_fromstring(create_parent="div"), but the container is made
     # by our parser: a container of lxml's default parser would bring its class lookup.
@@ -61,18 +42,6 @@ def parse_fragment(html: str) -> HtmlElement:
         root.text = elements.pop(0)
     root.extend(elements)
     return root
-
-
-def read_fragment(html: str) -> HtmlElement:
-    """`parse_fragment(html)` for looking only: a tree waiting to be handed over stays
-    for the next `parse_fragment` (the caller must not change it)."""
-    kept = _waiting(html)
-    return kept if kept is not None else parse_fragment(html)
-
-
-def _waiting(html: str) -> HtmlElement | None:
-    """The tree `serialize_body` made this very text from, while it waits to be taken."""
-    return _last.root if html is _last.html else None
 
 
 def inner_html(container: HtmlElement) -> str:
@@ -89,16 +58,6 @@ def inner_html(container: HtmlElement) -> str:
         lxml.html.tostring(child, encoding="unicode", with_tail=True) for child in container
     )
     return "".join(parts)
-
-
-def serialize_body(container: HtmlElement) -> str:
-    """`inner_html(container)`, with the tree kept for the next `parse_fragment` of it."""
-    html = inner_html(container)
-    # Only a text made here can be recognized by identity: the empty string and single
-    # characters are shared objects in CPython.
-    if len(html) > 1:
-        _last.html, _last.root = html, container
-    return html
 
 
 # The text nodes under an element, joined in C: the text `"".join(element.itertext())`

@@ -12,7 +12,7 @@ import functools
 import types
 import typing
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 
@@ -112,7 +112,7 @@ class Article:
 
     summary: str = ""
     """A short plain-text summary, when the source gives one (a feed being published
-    fills it in for each item: see `pipeline.with_summary`)."""
+    fills it in for each item where the article was cleaned: see `outputs.feed`)."""
 
     lead_image: Image | None = None
     """The picture shown above the article; not repeated in `body`."""
@@ -191,6 +191,15 @@ class Digest:
 
     articles: tuple[Article, ...] = ()
     """The stories in reading order: by day, then source, then time; each story once."""
+
+
+UNDATED = datetime(1970, 1, 1, tzinfo=UTC)
+"""The date of an article that has none, so that output stays reproducible."""
+
+
+def item_date(article: Article) -> datetime:
+    """The date an article is filed under: its publication, else its capture."""
+    return article.published or article.captured or UNDATED
 
 
 # --- JSON -----------------------------------------------------------------------------

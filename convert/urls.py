@@ -1,4 +1,4 @@
-"""URL rules: which schemes are safe, which parameters track, what makes two URLs one."""
+"""URL rules: which schemes are safe, which parameters track, how to join and hash."""
 
 from __future__ import annotations
 
@@ -74,64 +74,13 @@ def drop_tracking(url: str, patterns: Iterable[str]) -> str:
     return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
-def canonical_url(url: str, tracking: Iterable[str]) -> str:
-    """The form under which two copies of one article compare equal.
-
-    Lower-case scheme and host, no `m.` mobile host, no default port, no
-    tracking parameters, no fragment.
-    """
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return url.strip()
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if host.startswith("m."):
-        host = host[2:]
-    if port and (scheme, port) not in {("http", 80), ("https", 443)}:
-        host = f"{host}:{port}"
-    query = urlencode(
-        [
-            (k, v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
-            if not is_tracking_parameter(k, tracking)
-        ]
-    )
-    return urlunsplit((scheme, host, parts.path or "/", query, ""))
+def host_in(host: str, domains: Iterable[str]) -> bool:
+    """True when `host` is one of `domains` or under one: whole labels only, so that
+    `www.feedx.net` is under `feedx.net` and `notfeedx.net` is not."""
+    host = host.lower()
+    return any(host == d or host.endswith(f".{d}") for d in (d.lower() for d in domains))
 
 
 def stable_id(text: str) -> str:
     """A short stable identifier for `text` (16 hex digits of its SHA-256)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-# Path segments that name an edition of a story, not a story: NYT's
-# /.../slug/zh-hant/ and /.../slug/dual/ are the same story as /.../slug/.
-EDITION_SEGMENTS = frozenset({"zh-hant", "zh-hans", "dual"})
-FEEDX = "feedx"
-
-
-def story_key(canonical_url: str, feedx_hosts: Iterable[str]) -> str:
-    """The key shared by every mirror and language edition of one story (`host/path`)."""
-    try:
-        parts = urlsplit(canonical_url.strip())
-        port = parts.port
-    except ValueError:
-        return canonical_url.strip()
-    host = (parts.hostname or "").lower()
-    if not host:
-        return canonical_url.strip()  # not a URL (an article id): it is its own story
-    # The scheme is left out: http and https copies of an article are one story.
-    # `m.example.com` loses its `m.`; `m.com` itself keeps it (it would be left a bare TLD).
-    while host.startswith(("m.", "www.")) and "." in host.partition(".")[2]:
-        host = host.partition(".")[2]
-    # Only whole labels match: `feedx.net` and `www.feedx.net`, never `notfeedx.net`.
-    if any(host == h or host.endswith(f".{h}") for h in (h.lower() for h in feedx_hosts)):
-        host = FEEDX
-    elif port and (parts.scheme.lower(), port) not in {("http", 80), ("https", 443)}:
-        host = f"{host}:{port}"
-    segments = [s for s in parts.path.split("/") if s]
-    while segments and segments[-1].lower() in EDITION_SEGMENTS:
-        segments.pop()
-    return "/".join([host, *segments])

@@ -15,9 +15,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from convert.config import Config, load_config
+from convert.config import Config, Target, load_config
+from convert.identity import Identity
 from convert.model import Article
-from convert.urls import canonical_url, host_of, stable_id
+from convert.plan import command_plan, settings_of
+from convert.read import ReadInput
+from convert.report import RunReport
+from convert.run import read_articles, run_plan
+from convert.urls import host_of, stable_id
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +54,7 @@ def make_article(
         "id": stable_id(url),
         "title": "标题",
         "url": url,
-        "canonical_url": canonical_url(url, ()),
+        "canonical_url": Identity((), ()).canonical_url(url),
         "language": "zh-Hans",
         "source_name": host_of(url),
         "source_host": host_of(url),
@@ -58,6 +63,18 @@ def make_article(
     }
     values.update(fields)
     return Article(**values)
+
+
+def read_source(name: str, config: Config) -> ReadInput:
+    """One input read and cleaned as a run reads it (its articles, and the feeds it names)."""
+    return read_articles(name, settings_of(config))
+
+
+def run_command(
+    config: Config, inputs: list[str], kind: str, target: Target, **options: Any
+) -> RunReport:
+    """A command's plan (its inputs, one output) run as the command line runs it."""
+    return run_plan(command_plan(config, tuple(inputs), (kind, target), **options))
 
 
 def feedx_dump(

@@ -6,9 +6,10 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from convert.config import load_config
+from conftest import read_source, run_command
+
+from convert.config import FeedTarget, load_config
 from convert.model import Article, to_json
-from convert.pipeline import FeedJob, publish_feed, read_articles
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.txt"))
@@ -19,7 +20,7 @@ GOLDEN = ROOT / "tests" / "golden"
 
 def article_of(example: Path) -> Article:
     """The cleaned article of one example, with the shipped config."""
-    (article,) = read_articles(str(example.relative_to(ROOT)), load_config())
+    (article,) = read_source(str(example.relative_to(ROOT)), load_config()).articles
     return article
 
 
@@ -41,7 +42,7 @@ def feed_goldens(example: Path) -> dict[str, Path]:
 def feed_outputs(example: Path, tmp: Path) -> dict[str, bytes]:
     """The articles JSON and every format written from a feed example."""
     config = load_config()
-    articles = read_articles(str(example.relative_to(ROOT)), config)
+    articles = read_source(str(example.relative_to(ROOT)), config).articles
     outputs = {
         "articles": (
             json.dumps([to_json(a) for a in articles], ensure_ascii=False, indent=2) + "\n"
@@ -49,8 +50,8 @@ def feed_outputs(example: Path, tmp: Path) -> dict[str, bytes]:
     }
     for fmt in ("rss", "atom", "json"):
         out = tmp / f"out.{fmt}"
-        job = FeedJob(out_path=out, format=fmt, self_url=SELF_URL.format(name=out.name))
-        publish_feed([str(example.relative_to(ROOT))], job, config, now=NOW)
+        target = FeedTarget(path=str(out), format=fmt, self_url=SELF_URL.format(name=out.name))
+        run_command(config, [str(example.relative_to(ROOT))], "feed", target, now=NOW)
         outputs[fmt] = out.read_bytes()
     return outputs
 

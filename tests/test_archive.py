@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import signal
 import sqlite3
@@ -15,18 +16,18 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import make_article
+from conftest import make_article, read_source
 from goldens import ROOT
 
 from convert.archive import Archive, IngestCounts, StatRow, default_archive_path
-from convert.config import Config
+from convert.config import Config, load_config
 from convert.errors import ConvertError
-from convert.model import Article
-from convert.pipeline import read_source
-from convert.urls import story_key
+from convert.identity import Identity
+from convert.model import Article, to_json
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 FEEDX_HOSTS = ("feedx.net", "feedx.site", "feedx.co", "feedx.top", "feedx.best", "feedx.run")
+IDENTITY = Identity(FEEDX_HOSTS, load_config().tracking_parameters)
 NOW = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
 LATER = datetime(2024, 6, 8, 8, 0, tzinfo=UTC)
 SLUG = "https://cn.nytimes.com/asia-pacific/20240522/japan-rural-schools-closing/"
@@ -35,7 +36,7 @@ EVERYTHING = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def open_archive(path: Path, zone: ZoneInfo = SHANGHAI) -> Archive:
-    return Archive(path, zone=zone, feedx_hosts=FEEDX_HOSTS)
+    return Archive(path, zone=zone, identity=IDENTITY)
 
 
 @pytest.fixture
@@ -80,21 +81,21 @@ def test_ingest_is_idempotent_and_keeps_first_seen(tmp_path: Path, config: Confi
         assert archive.ingest(articles, now=LATER) == IngestCounts(new=0, updated=0, unchanged=n)
         assert row_count(path) == n
         for article in articles:  # the JSON round trip is lossless
-            assert archive.article(article.canonical_url) == article
+            assert archive.article(article) == article
 
         changed = dataclasses.replace(articles[3], body=articles[3].body + "<p>更正</p>")
         counts = archive.ingest([*articles[:3], changed], now=LATER)
         assert counts == IngestCounts(new=0, updated=1, unchanged=3)
         assert row_count(path) == n
-        assert archive.article(changed.canonical_url) == changed
-        assert archive.first_seen(changed.canonical_url) == NOW
+        assert archive.article(changed) == changed
+        assert archive.first_seen(changed) == NOW
         ((last_updated,),) = query(
-            path, f"SELECT last_updated FROM article WHERE key = '{changed.canonical_url}'"
+            path, f"SELECT last_updated FROM article WHERE key = '{IDENTITY.copy_key(changed)}'"
         )
         assert at(str(last_updated)) == LATER
-        assert archive.first_seen("https://example.com/never-seen") is None
+        assert archive.first_seen(make_article("", url="https://example.com/never-seen")) is None
     with open_archive(path) as again:  # and it is all still there after closing
-        assert again.article(changed.canonical_url) == changed
+        assert again.article(changed) == changed
 
 
 def test_a_recapture_of_the_same_text_is_unchanged_and_an_older_one_is_ignored(
@@ -104,13 +105,13 @@ def test_a_recapture_of_the_same_text_is_unchanged_and_an_older_one_is_ignored(
     archive.ingest([article], now=NOW)
     recaptured = dataclasses.replace(article, captured=at("2024-05-21T02:00:00+00:00"))
     assert archive.ingest([recaptured], now=LATER).unchanged == 1
-    assert archive.article(article.canonical_url) == article  # the volatile field is not news
+    assert archive.article(article) == article  # the volatile field is not news
 
     newer = dataclasses.replace(recaptured, body="<p>新版</p>")
     assert archive.ingest([newer], now=LATER).updated == 1
     older = dataclasses.replace(article, body="<p>旧版</p>")  # an old dump read again
     assert archive.ingest([older], now=LATER).unchanged == 1
-    assert archive.article(article.canonical_url) == newer
+    assert archive.article(article) == newer
 
 
 def test_copies_within_one_call_count_once_each(archive: Archive, tmp_path: Path) -> None:
@@ -119,7 +120,7 @@ def test_copies_within_one_call_count_once_each(archive: Archive, tmp_path: Path
     counts = archive.ingest([first, first, second], now=NOW)
     assert counts == IngestCounts(new=1, updated=1, unchanged=1)
     assert row_count(tmp_path / "archive.sqlite") == 1
-    assert archive.article(first.canonical_url) == second
+    assert archive.article(first) == second
 
 
 def test_an_article_without_canonical_url_is_keyed_by_its_id(
@@ -128,7 +129,7 @@ def test_an_article_without_canonical_url_is_keyed_by_its_id(
     article = make_article("<p>正文</p>", canonical_url="", id="0123456789abcdef")
     assert archive.ingest([article], now=NOW).new == 1
     assert archive.ingest([article], now=LATER).unchanged == 1
-    assert archive.first_seen("0123456789abcdef") == NOW
+    assert archive.first_seen(article) == NOW
     assert query(tmp_path / "archive.sqlite", "SELECT key, story FROM article") == [
         ("0123456789abcdef", "0123456789abcdef")
     ]
@@ -155,13 +156,15 @@ def test_an_article_without_canonical_url_is_keyed_by_its_id(
             "bbc.com/zhongwen/simp/world-68934512",
         ),
         (
-            "https://m.bbc.com/zhongwen/simp/world-68934512?at=1",
+            "https://m.bbc.com/zhongwen/simp/world-68934512?at_medium=RSS&at_campaign=rss",
             "bbc.com/zhongwen/simp/world-68934512",
         ),
+        # A query that is not tracking tells articles apart (`article.php?id=…`).
+        ("https://example.com/article.php?id=7", "example.com/article.php?id=7"),
         ("https://feedx.net/nytimes/123.html", "feedx/nytimes/123.html"),
         ("https://feedx.run/nytimes/123.html", "feedx/nytimes/123.html"),
         ("https://www.feedx.site/nytimes/123.html", "feedx/nytimes/123.html"),
-        ("https://rss.FEEDX.top/nytimes/123.html?x=1", "feedx/nytimes/123.html"),
+        ("https://rss.FEEDX.top/nytimes/123.html?utm_source=rss", "feedx/nytimes/123.html"),
         ("https://notfeedx.net/nytimes/123.html", "notfeedx.net/nytimes/123.html"),
         ("https://feedx.network/a", "feedx.network/a"),
         ("https://example.com/dual-citizenship/", "example.com/dual-citizenship"),
@@ -174,7 +177,7 @@ def test_an_article_without_canonical_url_is_keyed_by_its_id(
     ],
 )
 def test_story_key(url: str, key: str) -> None:
-    assert story_key(url, FEEDX_HOSTS) == key
+    assert IDENTITY.story_of(url) == key
 
 
 def test_editions_and_mirrors_are_one_story(archive: Archive, tmp_path: Path) -> None:
@@ -184,34 +187,107 @@ def test_editions_and_mirrors_are_one_story(archive: Archive, tmp_path: Path) ->
         "<p>繁體</p>", url=f"{SLUG}zh-hant/", language="zh-Hant", published=published
     )
     dual = make_article("<p>双语</p>", url=f"{SLUG}dual/", language="en", published=published)
-    # make_article keeps tracking parameters in canonical_url: a separate row, the same story.
-    mobile = make_article(
-        "<p>简体（手机）</p>",
-        url=SLUG.replace("cn.", "m.cn.") + "?utm_source=feedx",
+    # Another Simplified edition, an hour newer: the one a Simplified reader gets.
+    hans_again = make_article(
+        "<p>简体（另一版）</p>",
+        url=f"{SLUG}zh-hans/",
         language="zh-Hans",
-        published=published - timedelta(minutes=5),
+        published=published + timedelta(hours=1),
     )
     on_net = make_article("<p>镜像</p>", url="https://feedx.net/nyt/1.html", published=published)
     on_run = make_article("<p>镜像</p>", url="https://feedx.run/nyt/1.html", published=published)
     other = make_article("<p>别的</p>", url="https://cn.wsj.com/articles/x", published=published)
-    articles = [hans, hant, dual, mobile, on_net, on_run, other]
-    assert archive.ingest(articles, now=NOW).new == 7
+    articles = [hans, hant, dual, hans_again, on_net, on_run, other]
+    # The two feedx mirrors' copies are one article: one row, the later copy's.
+    assert archive.ingest(articles, now=NOW) == IngestCounts(new=6, updated=1, unchanged=0)
     stories = query(tmp_path / "archive.sqlite", "SELECT DISTINCT story FROM article ORDER BY 1")
     assert stories == [(SLUG_KEY,), ("cn.wsj.com/articles/x",), ("feedx/nyt/1.html",)]
 
     def nyt(language: str | None) -> Article:
         chosen = archive.stories_between(*EVERYTHING, language=language)
         assert len(chosen) == 3
-        assert {story_key(a.canonical_url, FEEDX_HOSTS) for a in chosen} == {s for (s,) in stories}
+        assert {IDENTITY.story_key(a) for a in chosen} == {s for (s,) in stories}
         (found,) = [a for a in chosen if a.canonical_url.startswith("https://cn.nytimes.com/")]
         return found
 
     assert nyt("zh-Hant") == hant
-    assert nyt("zh-Hans") == hans  # the newest of the two Simplified copies
+    assert nyt("zh-Hans") == hans_again  # the newest of the two Simplified editions
     assert nyt("zh-hant") == hant  # language tags compare without case
     assert nyt("en") == dual
-    assert nyt(None) == hans  # no preference: Simplified
-    assert nyt("ja") == hans  # nothing in that language: Simplified
+    assert nyt(None) == hans_again  # no preference: Simplified
+    assert nyt("ja") == hans_again  # nothing in that language: Simplified
+
+
+def test_a_version_1_archive_is_keyed_by_copy_key_and_its_copies_merged(tmp_path: Path) -> None:
+    """Version 1 keyed rows by canonical URL: an https and an http copy were two rows."""
+    path = tmp_path / "archive.sqlite"
+    with open_archive(path) as archive:  # today's layout, made to look like version 1
+        archive.ingest([make_article("<p>旧</p>", url=SLUG)], now=NOW)
+    old = make_article("<p>旧</p>", url=SLUG, captured=at("2024-05-22T04:00:00+00:00"))
+    new = make_article(
+        "<p>新</p>",
+        url=SLUG.replace("https://", "http://"),
+        captured=at("2024-05-22T05:00:00+00:00"),
+    )
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DELETE FROM article")
+        for article, seen in (
+            (old, "2024-05-01T00:00:00.000000+00:00"),
+            (new, "2024-05-22T05:00:00.000000+00:00"),
+        ):
+            assert article.captured is not None
+            conn.execute(
+                "INSERT INTO article (key, story, published, captured, source, language,"
+                " content_hash, first_seen, last_updated, json)"
+                " VALUES (?, ?, NULL, ?, 's', 'zh-Hans', 'x', ?, ?, ?)",
+                (
+                    article.canonical_url,
+                    SLUG_KEY,
+                    article.captured.isoformat(timespec="microseconds"),
+                    seen,
+                    seen,
+                    json.dumps(to_json(article), ensure_ascii=False),
+                ),
+            )
+        conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with open_archive(path) as archive:
+        ((key, first_seen),) = query(path, "SELECT key, first_seen FROM article")
+        assert key == IDENTITY.copy_key(new) == SLUG_KEY
+        assert first_seen == "2024-05-01T00:00:00.000000+00:00"  # the older copy's
+        kept = archive.article(old)
+        assert kept is not None and kept.body == "<p>新</p>"  # the newer capture's
+        assert kept.id == IDENTITY.article_id(new.canonical_url, "")
+        assert archive.ingest([new], now=LATER).new == 0
+    assert query(path, "PRAGMA user_version") == [(2,)]
+
+
+def test_copies_of_one_article_are_one_row(archive: Archive, tmp_path: Path) -> None:
+    """http or https, `m.` or `www.`, tracking parameters, a trailing slash: one article."""
+    original = make_article("<p>简体</p>", url=SLUG, captured=at("2024-05-22T04:00:00+00:00"))
+    # A newer capture of one copy, then older captures of two more.
+    copies = [
+        make_article("<p>简体（手机）</p>", url=url, captured=at(captured))
+        for url, captured in (
+            (
+                SLUG.replace("https://cn.", "http://m.cn.") + "?utm_source=feedx&smid=tw",
+                "2024-05-22T05:00:00+00:00",
+            ),
+            (SLUG.rstrip("/"), "2024-05-22T03:00:00+00:00"),
+            (
+                SLUG.replace("https://cn.nytimes.com/", "https://www.cn.nytimes.com/") + "#top",
+                "2024-05-22T03:00:00+00:00",
+            ),
+        )
+    ]
+    assert archive.ingest([original], now=NOW).new == 1
+    counts = archive.ingest(copies, now=LATER)
+    assert counts == IngestCounts(new=0, updated=1, unchanged=2)
+    assert row_count(tmp_path / "archive.sqlite") == 1
+    assert archive.article(original) == copies[0]  # the newer capture
+    assert archive.first_seen(copies[2]) == NOW
+    assert len({IDENTITY.copy_key(a) for a in [original, *copies]}) == 1
 
 
 def test_without_the_language_or_simplified_the_newest_edition_is_taken(
@@ -354,7 +430,7 @@ def test_a_new_archive_is_created_with_its_folder_in_wal_mode(tmp_path: Path) ->
     with open_archive(path):
         pass
     assert query(path, "PRAGMA journal_mode") == [("wal",)]
-    assert query(path, "PRAGMA user_version") == [(1,)]
+    assert query(path, "PRAGMA user_version") == [(2,)]
 
 
 def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(tmp_path: Path) -> None:
@@ -426,12 +502,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from convert.archive import Archive
-from convert.model import Article
+from convert.identity import Identity
+from convert.model import Article, to_json
 
 path, run, batches, size = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 body = "<p>" + "一篇合成的新闻正文。" * 200 + "</p>"
 start = datetime(2024, 5, 20, tzinfo=UTC)
-with Archive(path, zone=ZoneInfo("Asia/Shanghai"), feedx_hosts=["feedx.net"]) as archive:
+identity = Identity(("feedx.net",), ())
+with Archive(path, zone=ZoneInfo("Asia/Shanghai"), identity=identity) as archive:
     for batch in range(batches):
         articles = []
         for i in range(size):
@@ -448,8 +526,9 @@ BATCHES, BATCH_SIZE, KILLS = 200, 50, 5
 
 
 def child_urls(run: str, batches: int) -> list[str]:
+    """The archive keys of what the child committed."""
     return [
-        f"https://example.com/{run}/{batch}/{i}/"
+        IDENTITY.key_of(f"https://example.com/{run}/{batch}/{i}/")
         for batch in range(batches)
         for i in range(BATCH_SIZE)
     ]

@@ -1,10 +1,10 @@
-"""Transform cases: one self-describing YAML file per case in tests/cases/, found by glob.
+"""Cleaning cases: one self-describing YAML file per case in tests/cases/, found by glob.
 
-A case names the transform (or `clean` for the whole list), gives an article body
+A case names the cleaning step (or `clean` for the whole list), gives an article body
 (and optionally its URL and a config overlay), and says what the result must be:
 
     description: why this case exists
-    transform: strip_feedx_promo
+    step: strip_feedx_promo
     body: <p>...</p>
     expect: <p>...</p>            # the exact body, or
     contains: [...]               # pieces that must be in the body
@@ -21,14 +21,15 @@ import pytest
 import yaml
 from conftest import make_article
 
+from convert.cleaning import STEPS, Draft, clean
 from convert.config import load_config
 from convert.model import Image
-from convert.transforms import TRANSFORMS, clean
+from convert.plan import settings_of
 
 CASES = sorted((Path(__file__).parent / "cases").glob("*.yaml"))
 KEYS = {
     "description",
-    "transform",
+    "step",
     "url",
     "config",
     "body",
@@ -60,13 +61,16 @@ def test_case(path: Path, tmp_path: Path) -> None:
     article = make_article(
         case["body"], **({"url": case["url"]} if "url" in case else {}), images=images
     )
-    name = case["transform"]
+    name = case["step"]
+    rules = settings_of(config).cleaning.rules_for(article.source_host)
     if name == "clean":
-        result = clean(article, config)
+        result = clean(article, rules).article
     else:
-        transforms = dict(TRANSFORMS)
-        assert name in transforms, f"{path.name}: no transform {name}"
-        result = transforms[name](article, config.rules_for(article.source_host))
+        steps = dict(STEPS)
+        assert name in steps, f"{path.name}: no cleaning step {name}"
+        draft = Draft(article)
+        steps[name](draft, rules)
+        result = draft.finished().article
     if "expect" in case:
         assert result.body == case["expect"].strip()
     for piece in case.get("contains", ()):
@@ -77,6 +81,6 @@ def test_case(path: Path, tmp_path: Path) -> None:
         assert [image.url for image in result.images] == case["expect_images"]
 
 
-def test_there_are_cases_for_every_transform() -> None:
-    named = {load_case(path)["transform"] for path in CASES}
-    assert {name for name, _ in TRANSFORMS} <= named
+def test_there_are_cases_for_every_cleaning_step() -> None:
+    named = {load_case(path)["step"] for path in CASES}
+    assert {name for name, _ in STEPS} <= named

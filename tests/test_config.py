@@ -8,6 +8,7 @@ import pytest
 
 from convert.config import load_config
 from convert.errors import ConfigError
+from convert.plan import settings_of
 
 
 def overlay(tmp_path: Path, text: str) -> Path:
@@ -61,9 +62,10 @@ def test_environment_variables_are_expanded(
 
 def test_rules_match_host_suffixes() -> None:
     config = load_config()
-    assert config.rules_for("www.bbc.com").source_name == "BBC News 中文"
-    assert config.rules_for("unknown.example").source_name == "unknown.example"
-    assert str(config.rules_for("www.zaobao.com.sg").zone) == "Asia/Singapore"
+    sites = settings_of(config).reading.sites
+    assert sites.publication("www.bbc.com").name == "BBC News 中文"
+    assert sites.publication("unknown.example").name == "unknown.example"
+    assert str(sites.publication("www.zaobao.com.sg").zone) == "Asia/Singapore"
 
 
 def test_not_yaml_is_an_error(tmp_path: Path) -> None:

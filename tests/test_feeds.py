@@ -10,11 +10,12 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from conftest import read_source, run_command
 from goldens import EXAMPLES, FEED_EXAMPLES, NOW, ROOT, feed_goldens, feed_outputs
 
-from convert.config import Config, load_config
+from convert.config import Config, FeedTarget, load_config
 from convert.errors import ConvertError
-from convert.pipeline import FeedJob, publish_feed, read_source
+from convert.plan import settings_of
 from convert.readers import sniff_reader
 from convert.readers.feed import read_xml_feed
 
@@ -34,9 +35,10 @@ def publish(
     sources: list[str] = ALL_INPUTS,
     config: Config | None = None,
 ) -> bytes:
-    job = FeedJob(out_path=out, format=fmt, self_url=f"https://example.org/{out.name}")
-    outcome = publish_feed(sources, job, config or load_config(), now=NOW)
-    assert outcome.written + outcome.unchanged == [out]
+    target = FeedTarget(path=str(out), format=fmt, self_url=f"https://example.org/{out.name}")
+    report = run_command(config or load_config(), sources, "feed", target, now=NOW)
+    (output,) = report.outputs
+    assert output.written + output.unchanged == [out]
     return out.read_bytes()
 
 
@@ -150,10 +152,10 @@ def test_merging_keeps_older_items_up_to_max_items(tmp_path: Path) -> None:
 
 
 def test_stale_source_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    job = FeedJob(out_path=tmp_path / "f.xml", format="rss", self_url="https://e.org/f.xml")
+    target = FeedTarget(path=str(tmp_path / "f.xml"), self_url="https://e.org/f.xml")
     later = NOW.replace(year=2025)
     with caplog.at_level(logging.WARNING):
-        publish_feed(["examples/feedx-nytimes.xml"], job, load_config(), now=later)
+        run_command(load_config(), ["examples/feedx-nytimes.xml"], "feed", target, now=later)
     assert "stale source: the newest item is 365 days old" in caplog.text
 
 
@@ -194,7 +196,7 @@ def test_missing_fields_get_fallbacks(tmp_path: Path, caplog: pytest.LogCaptureF
 )
 def test_entity_declarations_are_refused(config: Config, data: bytes) -> None:
     with pytest.raises(ConvertError, match="declares entities"):
-        sniff_reader(data, "evil.xml")(data, "evil.xml", config)
+        sniff_reader(data, "evil.xml")(data, "evil.xml", settings_of(config).reading)
 
 
 def test_gb18030_feed_declared_utf8_is_redecoded(
@@ -206,7 +208,7 @@ def test_gb18030_feed_declared_utf8_is_redecoded(
         "<description>&lt;p&gt;正文内容&lt;/p&gt;</description></item></channel></rss>"
     )
     with caplog.at_level(logging.WARNING):
-        read = read_xml_feed(text.encode("gb18030"), "gbk.xml", config)
+        read = read_xml_feed(text.encode("gb18030"), "gbk.xml", settings_of(config).reading)
     assert read.channel is not None and read.channel.title == "中文频道"
     assert read.articles[0].title == "标题一"
     assert "GB18030" in caplog.text
@@ -248,7 +250,7 @@ def test_json_feed_and_opml_and_html_are_read(tmp_path: Path, config: Config) ->
         "</outline></body></opml>",
         "utf-8",
     )
-    assert read_source(str(opml), config).sources == ("https://feedx.example/a.xml",)
+    assert read_source(str(opml), config).names == ("https://feedx.example/a.xml",)
 
     page = tmp_path / "saved-page.html"
     page.write_text(

@@ -12,6 +12,8 @@ from goldens import ROOT
 
 from convert.config import Config, load_config
 from convert.errors import ConvertError
+from convert.model import Article
+from convert.plan import settings_of
 from convert.readers import sniff_reader
 from convert.readers.feedx import read_feedx
 
@@ -19,8 +21,8 @@ SEED = ROOT / "examples" / "nyt-putin-harbin.txt"
 BODY = '<address>甲</address><time pudate="2024-05-20 09:52:45">x</time><p>正文。</p>'
 
 
-def read(data: bytes, config: Config):
-    (article,) = read_feedx(data, "t.txt", config).articles
+def read(data: bytes, config: Config) -> Article:
+    (article,) = read_feedx(data, "t.txt", settings_of(config).reading).articles
     return article
 
 
@@ -129,7 +131,7 @@ def test_impossible_pudate_warns(config: Config, caplog: pytest.LogCaptureFixtur
     with caplog.at_level(logging.WARNING):
         article = read(feedx_dump(BODY.replace("2024-05-20 09:52:45", "2024-13-45 99:00")), config)
     assert article.published is None
-    assert "not a date" in caplog.text
+    assert "not a usable date" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -146,7 +148,7 @@ def test_impossible_pudate_warns(config: Config, caplog: pytest.LogCaptureFixtur
 )
 def test_broken_wrappers_are_clear_errors(config: Config, data: bytes, reason: str) -> None:
     with pytest.raises(ConvertError) as caught:
-        read_feedx(data, "bad.txt", config)
+        read_feedx(data, "bad.txt", settings_of(config).reading)
     assert caught.value.where == "bad.txt"
     assert reason in caught.value.reason
 

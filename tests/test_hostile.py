@@ -61,7 +61,7 @@ from markdown_it import MarkdownIt
 
 import convert.cli as cli_module
 from convert.cli import main
-from convert.download import Downloader
+from convert.net.client import Downloader
 from convert.text import printable
 from convert.writers.cover import find_cjk_font
 

@@ -9,7 +9,7 @@ import sys
 import lxml.html
 import yaml
 from bs4 import BeautifulSoup
-from conftest import make_article
+from conftest import make_article, read_source
 from goldens import ROOT
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -19,7 +19,6 @@ from markdownify import MarkdownConverter
 from convert.config import load_config
 from convert.errors import ConvertError
 from convert.model import Article, Image
-from convert.pipeline import read_source
 from convert.writers.markdown import ArticleMarkdownConverter, markdown_file_name, render_markdown
 
 

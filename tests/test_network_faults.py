@@ -29,9 +29,11 @@ from pytest_httpserver import HTTPServer
 
 from convert.cli import main
 from convert.config import Download, load_config
-from convert.download import Downloader, Fetched
 from convert.errors import ConvertError
-from convert.pictures import PictureOptions, fetch_pictures
+from convert.media.intake import fetch_pictures
+from convert.media.prepare import PictureOptions
+from convert.net.client import Downloader
+from convert.net.fetched import Fetched
 
 # An empty, non-final stored deflate block: valid after any flush, decodes to nothing.
 EMPTY_BLOCK = b"\x00\x00\x00\xff\xff"

@@ -21,14 +21,11 @@ from PIL import Image, ImageCms
 from pytest_httpserver import HTTPServer
 
 from convert.config import Download, load_config
-from convert.download import Downloader
-from convert.pictures import (
-    Picture,
-    PictureOptions,
-    fetch_pictures,
-    fetch_to_budget,
-    shrink_to_budget,
-)
+from convert.media.fit import shrink_to_budget
+from convert.media.intake import fetch_pictures, fetch_to_budget
+from convert.media.picture import Picture
+from convert.media.prepare import PictureOptions
+from convert.net.client import Downloader
 
 NAME = re.compile(r"p-[0-9a-f]{16}\.(jpg|png|gif)")
 MAX_BYTES = 2_000_000

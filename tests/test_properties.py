@@ -20,20 +20,21 @@ from hypothesis import strategies as st
 from lxml import etree
 from markdown_it import MarkdownIt
 
+from convert.cleaning import clean
 from convert.config import load_config
 from convert.errors import ConvertError
 from convert.fragments import parse_fragment, text_of
 from convert.model import Channel, Digest, Feed
+from convert.plan import settings_of
 from convert.readers.feedx import read_feedx
 from convert.text import has_text, plain_text, remove_invalid_xml
-from convert.transforms import clean
 from convert.urls import absolute_url
 from convert.writers.epub import EpubOptions, write_epub
-from convert.writers.html import SUMMARY_LENGTH, article_summary
 from convert.writers.markdown import render_markdown
 from convert.writers.rss import write_atom, write_rss
+from convert.writers.summary import SUMMARY_LENGTH, article_summary
 
-CONFIG = load_config()
+SETTINGS = settings_of(load_config())
 URL = "https://cn.nytimes.com/world/20240520/property/"
 
 _SCHEMES = [
@@ -176,8 +177,10 @@ def _check_markdown(markdown: str) -> None:
 def test_any_body_and_title_give_safe_outputs_or_our_error(body: str, title: str) -> None:
     dump = f"<!--1716170821000-->\n[{title}]({URL})\n------\n\n{body}\n"
     try:
-        (article,) = read_feedx(dump.encode("utf-8", "surrogatepass"), "prop.txt", CONFIG).articles
-        article = clean(article, CONFIG)
+        data = dump.encode("utf-8", "surrogatepass")
+        (parsed,) = read_feedx(data, "prop.txt", SETTINGS.reading).items
+        rules = SETTINGS.cleaning.rules_for(parsed.article.source_host)
+        article = clean(parsed.article, rules, parsed.body).article
     except ConvertError:
         event("refused with ConvertError")
         return  # refused with the project's own error: a one-line message

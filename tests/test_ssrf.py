@@ -46,7 +46,7 @@ from urllib.parse import quote
 import pytest
 from conftest import read_request_head
 
-from convert.download import address_is_public
+from convert.net.policy import address_is_public
 
 PORT = 8080  # every listener of the namespace; free there, whatever the host runs
 REDIRECTOR_PORT = 8081  # the one allowed server (127.0.0.1/32), answering redirects
@@ -469,7 +469,7 @@ def _article(work: Path) -> Path:
 
 def _driver(work: Path) -> dict[str, Any]:
     from convert.config import load_config  # noqa: PLC0415
-    from convert.download import Downloader  # noqa: PLC0415
+    from convert.net.client import Downloader  # noqa: PLC0415
 
     results: dict[str, Any] = {"setup": _setup(work)}
     os.mkfifo(work / FIFO)

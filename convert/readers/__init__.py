@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from convert.config import Config
 from convert.errors import ConvertError
 from convert.readers.encoding import head_text
 from convert.readers.feed import (
@@ -16,9 +15,10 @@ from convert.readers.feed import (
 from convert.readers.feedx import looks_like_feedx, read_feedx
 from convert.readers.html import looks_like_html, read_html
 from convert.readers.opml import looks_like_opml, read_opml
-from convert.readers.result import Read
+from convert.readers.options import ReadOptions
+from convert.readers.result import Parsed, Read
 
-Reader = Callable[[bytes, str, Config], Read]
+Reader = Callable[[bytes, str, ReadOptions], Read]
 """Read the bytes of one input (named by a path or URL for messages)."""
 
 READERS: dict[str, tuple[Reader, Callable[[str], bool]]] = {
@@ -31,7 +31,7 @@ READERS: dict[str, tuple[Reader, Callable[[str], bool]]] = {
 }
 """Every input format, by name."""
 
-__all__ = ["READERS", "Read", "Reader", "reader_named", "sniff_reader"]
+__all__ = ["READERS", "Parsed", "Read", "ReadOptions", "Reader", "reader_named", "sniff_reader"]
 
 
 def reader_named(name: str) -> Reader:

@@ -10,20 +10,20 @@ survives; nh3 cleans later, as for every article. At most MAX_ITEMS items are re
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import json
 import logging
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from convert.config import Config
 from convert.errors import ConvertError
 from convert.fragments import parse_fragment, text_of
-from convert.model import Article, Channel
+from convert.model import Channel
+from convert.readers.dates import feed_date
 from convert.readers.encoding import decode
-from convert.readers.feedx import article_from_html, looks_like_feedx_html, usable_date
-from convert.readers.result import Read
+from convert.readers.extract import article_from_html, looks_like_feedx_html
+from convert.readers.options import ReadOptions
+from convert.readers.result import Parsed, Read
 from convert.text import escape_url_characters, plain_text, remove_invalid_xml
 from convert.urls import is_web_url
 
@@ -58,7 +58,7 @@ def refuse_entity_declarations(text: str, where: str) -> None:
         raise ConvertError(where, "refused: the document declares entities (DOCTYPE subset)")
 
 
-def read_xml_feed(data: bytes, where: str, config: Config) -> Read:
+def read_xml_feed(data: bytes, where: str, options: ReadOptions) -> Read:
     """Read an RSS or Atom feed."""
     # `&#0;` and `&#xD800;` stop the strict parser and crash the lenient one: drop them.
     text = remove_invalid_xml(decode(data, where))
@@ -93,7 +93,7 @@ def read_xml_feed(data: bytes, where: str, config: Config) -> Read:
         link=_web_url(info.get("link", "")),
         description=_plain(info.get("subtitle", ""), info.get("subtitle_detail")),
         language=info.get("language", "") or "",
-        updated=_date(info.get("updated", "")),
+        updated=feed_date(info.get("updated", "")),
     )
     articles = []
     for number, entry in enumerate(entries, 1):
@@ -106,19 +106,19 @@ def read_xml_feed(data: bytes, where: str, config: Config) -> Read:
             url=_web_url(entry.get("link", "")) or _permalink_guid(entry),
             html=html or "",
             summary=plain_text(text_of(parse_fragment(summary))) if summary else "",
-            date=_date(
+            date=feed_date(
                 entry.get("published") or entry.get("updated") or "", f"{where} item {number}"
             ),
             author=entry.get("author", "") or "",
             tags=tuple(t.get("term", "") for t in entry.get("tags", []) if t.get("term")),
-            config=config,
+            options=options,
         )
         if article is not None:
             articles.append(article)
-    return Read(articles=tuple(articles), channel=channel)
+    return Read(items=tuple(articles), channel=channel)
 
 
-def read_json_feed(data: bytes, where: str, config: Config) -> Read:
+def read_json_feed(data: bytes, where: str, options: ReadOptions) -> Read:
     """Read a JSON Feed (1.0 or 1.1)."""
     try:
         document = json.loads(decode(data, where))
@@ -149,17 +149,17 @@ def read_json_feed(data: bytes, where: str, config: Config) -> Read:
             url=_web_url(str(item.get("url", ""))),
             html=str(html or ""),
             summary=plain_text(str(item.get("summary", ""))),
-            date=_date(
+            date=feed_date(
                 str(item.get("date_published") or item.get("date_modified") or ""),
                 f"{where} item {number}",
             ),
             author=", ".join(n for n in names if n),
             tags=tuple(str(t) for t in item.get("tags", []) if isinstance(t, str)),
-            config=config,
+            options=options,
         )
         if article is not None:
             articles.append(article)
-    return Read(articles=tuple(articles), channel=channel)
+    return Read(items=tuple(articles), channel=channel)
 
 
 def _first_items(items: list[Any], where: str) -> list[Any]:
@@ -183,8 +183,8 @@ def _article(
     date: datetime | None,
     author: str,
     tags: tuple[str, ...],
-    config: Config,
-) -> Article | None:
+    options: ReadOptions,
+) -> Parsed | None:
     """One item as an Article; None (with a warning) when it has neither title nor text."""
     if not title and not plain_text(text_of(parse_fragment(html))):
         log.warning("%s: no title and no content; skipped", where)
@@ -193,25 +193,26 @@ def _article(
     # publication. Any other feed's item date is the publication.
     feedx = looks_like_feedx_html(html)
     try:
-        article = article_from_html(
+        parsed = article_from_html(
             html,
             title=title,
             url=url,
             captured=date if feedx else None,
             where=where,
-            config=config,
+            options=options,
             allow_empty=True,
         )
     except ConvertError as error:
         log.warning("%s; skipped", error)
         return None
-    zone = config.rules_for(article.source_host).zone
+    article = parsed.article
+    zone = options.sites.publication(article.source_host).zone
     changes: dict[str, Any] = {"tags": tags, "summary": summary}
     if article.published is None and date is not None:
         changes["published"] = date.astimezone(zone)
     if not article.authors and author:
         changes["authors"] = tuple(a.strip() for a in author.split(",") if a.strip())
-    return dataclasses.replace(article, **changes)
+    return Parsed(dataclasses.replace(article, **changes), parsed.body)
 
 
 def _plain(value: str, detail: Any) -> str:
@@ -234,33 +235,3 @@ def _permalink_guid(entry: Any) -> str:
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-# RFC 822 zone names are American; feedx writes China time as "CST".
-_CHINA_CST = re.compile(r"\bCST$")
-
-
-def _date(raw: str, where: str = "") -> datetime | None:
-    """An RFC 822 or ISO 8601 date with its zone; a date without one is taken as UTC.
-
-    A date that is not one, or not a plausible one, is None, with a warning when
-    `where` names the item.
-    """
-    raw = raw.strip()
-    if not raw:
-        return None
-    stamp: datetime | None
-    try:
-        stamp = email.utils.parsedate_to_datetime(_CHINA_CST.sub("+0800", raw))
-    except (TypeError, ValueError, IndexError, OverflowError):
-        try:
-            stamp = datetime.fromisoformat(raw)
-        except ValueError:
-            stamp = None
-    if stamp is not None and stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    if stamp is None or not usable_date(stamp):
-        if where:
-            log.warning("%s: %r is not a usable date; ignored", where, raw[:40])
-        return None
-    return stamp

@@ -11,14 +11,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from datetime import datetime
 from pathlib import PurePath
 from typing import Any
 
 import lxml.html
 from lxml.html import HtmlElement
 
-from convert.config import Config
 from convert.errors import ConvertError
 from convert.fragments import (
     MAX_DEPTH,
@@ -29,9 +27,11 @@ from convert.fragments import (
     text_of,
 )
 from convert.model import Image
+from convert.readers.dates import local_time
 from convert.readers.encoding import decode
-from convert.readers.feedx import article_from_html, usable_date
-from convert.readers.result import Read
+from convert.readers.extract import article_from_html
+from convert.readers.options import ReadOptions
+from convert.readers.result import Parsed, Read
 from convert.text import escape_url_characters, plain_text
 from convert.urls import is_web_url
 
@@ -52,7 +52,7 @@ def looks_like_html(head: str) -> bool:
     return bool(_HTML.search(head))
 
 
-def read_html(data: bytes, where: str, config: Config) -> Read:
+def read_html(data: bytes, where: str, options: ReadOptions) -> Read:
     """Read one HTML page or fragment."""
     text = re.sub(r"\A\s*<\?xml[^>]*\?>", "", decode(data, where))
     text, unclosed = close_open_comment(text)
@@ -74,19 +74,21 @@ def read_html(data: bytes, where: str, config: Config) -> Read:
     for heading in list(body.iter("h1")):
         if plain_text(text_of(heading)) == title:
             heading.drop_tree()  # the writers show the title themselves
-    article = article_from_html(
-        inner_html(body), title=title, url=url, captured=None, where=where, config=config
+    parsed = article_from_html(
+        inner_html(body), title=title, url=url, captured=None, where=where, options=options
     )
+    article = parsed.article
+    site = options.sites.publication(article.source_host)
     changes: dict[str, Any] = {}
     published = meta.get("article:published_time", "")
     if article.published is None and published:
-        changes["published"] = _iso_date(published, config, article.source_host, where)
+        changes["published"] = local_time(published, site.zone, where, "article:published_time")
     author = meta.get("article:author", "") or meta.get("author", "")
     if not article.authors and author and not is_web_url(author):
         changes["authors"] = (plain_text(author),)
     if meta.get("og:description") or meta.get("description"):
         changes["summary"] = plain_text(meta.get("og:description") or meta.get("description", ""))
-    if meta.get("og:site_name") and not config.rules_for(article.source_host).site.name:
+    if meta.get("og:site_name") and not options.sites.rules(article.source_host).name:
         changes["source_name"] = plain_text(meta["og:site_name"])
     if article.lead_image is None and is_web_url(meta.get("og:image", "")):
         lead = Image(url=meta["og:image"], caption=plain_text(meta.get("og:image:alt", "")))
@@ -96,7 +98,7 @@ def read_html(data: bytes, where: str, config: Config) -> Read:
     tags = tuple(plain_text(t) for t in meta.get("article:tag", "").split("\x1f") if t.strip())
     if tags:
         changes["tags"] = tags
-    return Read(articles=(dataclasses.replace(article, **changes),))
+    return Read(items=(Parsed(dataclasses.replace(article, **changes), parsed.body),))
 
 
 def _parse(text: str, where: str) -> HtmlElement:
@@ -145,17 +147,3 @@ def _body(document: HtmlElement) -> HtmlElement:
     for element in list(body.iter(*_FURNITURE)):
         element.drop_tree()
     return body
-
-
-def _iso_date(raw: str, config: Config, host: str, where: str) -> datetime | None:
-    zone = config.rules_for(host).zone
-    try:
-        stamp = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        stamp = None
-    if stamp is not None and stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=zone)
-    if stamp is None or not usable_date(stamp):
-        log.warning("%s: article:published_time %r is not a usable date; ignored", where, raw[:40])
-        return None
-    return stamp.astimezone(zone)

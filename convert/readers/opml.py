@@ -6,10 +6,10 @@ import re
 
 from lxml import etree
 
-from convert.config import Config
 from convert.errors import ConvertError
 from convert.readers.encoding import decode
 from convert.readers.feed import refuse_entity_declarations
+from convert.readers.options import ReadOptions
 from convert.readers.result import Read
 from convert.urls import is_web_url
 
@@ -23,7 +23,7 @@ def looks_like_opml(head: str) -> bool:
     return bool(_OPML.search(head))
 
 
-def read_opml(data: bytes, where: str, config: Config) -> Read:
+def read_opml(data: bytes, where: str, options: ReadOptions) -> Read:
     """The feed URLs (`xmlUrl`) an OPML file lists, in order, each once."""
     text = decode(data, where)
     refuse_entity_declarations(text, where)

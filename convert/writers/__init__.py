@@ -1,4 +1,8 @@
-"""Writers: read the model, never change it. One table names the feed formats."""
+"""Writers: the model in, bytes or text out; they never change it, and never fetch.
+
+One table names the feed formats; each writer is imported when first used (feedgen
+costs start-up a run without feeds need not pay).
+"""
 
 from __future__ import annotations
 
@@ -7,30 +11,28 @@ import importlib.util
 import sys
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from convert.errors import ConvertError
 from convert.model import Feed
-from convert.writers.jsonfeed import write_json_feed
-from convert.writers.rss import write_atom, write_rss
 
 FeedWriter = Callable[[Feed], bytes]
 
-FEED_WRITERS: dict[str, FeedWriter] = {
-    "rss": write_rss,
-    "atom": write_atom,
-    "json": write_json_feed,
+FEED_FORMATS: dict[str, str] = {
+    "rss": "convert.writers.rss:write_rss",
+    "atom": "convert.writers.rss:write_atom",
+    "json": "convert.writers.jsonfeed:write_json_feed",
 }
-"""Every feed format, by the name `--format` takes."""
+"""Every feed format, by the name `--format` and `format:` take: its writer's module and name."""
 
 
 def feed_writer(name: str) -> FeedWriter:
     """The feed writer registered as `name`; an error lists the valid names."""
-    try:
-        return FEED_WRITERS[name]
-    except KeyError:
-        valid = ", ".join(FEED_WRITERS)
-        raise ConvertError(name, f"unknown feed format (valid: {valid})") from None
+    if name not in FEED_FORMATS:
+        valid = ", ".join(FEED_FORMATS)
+        raise ConvertError(name, f"unknown feed format (valid: {valid})")
+    module, _, function = FEED_FORMATS[name].partition(":")
+    return cast(FeedWriter, getattr(importlib.import_module(module), function))
 
 
 class _LoadedOnFirstUse(types.ModuleType):

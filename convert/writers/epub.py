@@ -32,13 +32,13 @@ from ebooklib import epub
 from ebooklib.utils import parse_html_string, parse_string
 from lxml import etree
 
+from convert.media.picture import Picture
 from convert.model import Article, Digest, Image
-from convert.pictures import Picture
 from convert.resources import resource_path
 from convert.text import remove_invalid_xml
 from convert.workers import can_fork, worker_pool
 from convert.writers.cover import render_cover
-from convert.writers.html import templates
+from convert.writers.templates import templates
 
 _WEEKDAYS = {
     "zh": "一二三四五六日",

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from convert.model import Article, Feed
+from convert.model import Article, Feed, item_date
 from convert.urls import is_web_url
-from convert.writers.html import article_html, article_summary
-from convert.writers.rss import item_date, item_id
+from convert.writers.html import article_html
+from convert.writers.rss import item_id
+from convert.writers.summary import article_summary
 
 VERSION = "https://jsonfeed.org/version/1.1"
 

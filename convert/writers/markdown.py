@@ -140,7 +140,7 @@ class _Tag(Tag):
 def soup_from_tree(root: HtmlElement) -> Tag:
     """The bs4 tree markdownify walks, made from the lxml tree of a cleaned body.
 
-    The body was parsed once already, by the transforms: bs4 parsing its text again
+    The body was parsed once already, by cleaning: bs4 parsing its text again
     (lxml's events fed through bs4's builder) took two thirds of the Markdown time,
     four times what linking the same nodes here takes. The links are the ones bs4's
     builder sets, in document order: parent and contents, siblings, next/previous
@@ -202,8 +202,12 @@ class ArticleMarkdownConverter(MarkdownConverter):
         self.local_images = dict(local_images or {})
 
     def convert(self, html: str) -> str:
-        """The Markdown of an HTML body (parsed by lxml, as the transforms parse it)."""
-        return str(self.convert_soup(soup_from_tree(parse_fragment(html))))
+        """The Markdown of an HTML body (parsed by lxml, as cleaning parses it)."""
+        return self.convert_tree(parse_fragment(html))
+
+    def convert_tree(self, root: HtmlElement) -> str:
+        """The Markdown of a body already parsed (the tree cleaning left; not changed)."""
+        return str(self.convert_soup(soup_from_tree(root)))
 
     # Inline emphasis: keep spaces of whitespace-only tags, keep markers off punctuation.
     convert_b = _keeping_space(_flanking_safe(_Base.convert_b))
@@ -386,16 +390,26 @@ def front_matter(article: Article, local_images: Mapping[str, str] | None = None
     )
 
 
-def render_markdown(article: Article, local_images: Mapping[str, str] | None = None) -> str:
-    """The whole Markdown file for one article."""
+def render_markdown(
+    article: Article,
+    local_images: Mapping[str, str] | None = None,
+    body: HtmlElement | None = None,
+) -> str:
+    """The whole Markdown file for one article.
+
+    `local_images` maps picture URLs to the files saved beside it; `body` is the
+    article's body as a tree when the caller has it (cleaning's), so that it is not
+    parsed again.
+    """
     conv = ArticleMarkdownConverter(local_images) if local_images else _plain_converter()
     parts = [front_matter(article, local_images).rstrip("\n")]
     parts.append(f"# {conv.escape_text(article.title)}")
     if article.lead_image is not None:
         parts.append(_image_markdown(article.lead_image, conv))
-    body = str(conv.convert(article.body)).strip()
-    if body:
-        parts.append(body)
+    root = body if body is not None else parse_fragment(article.body)
+    text = conv.convert_tree(root).strip()
+    if text:
+        parts.append(text)
     footer = [conv.escape_text(line) for line in article.credits]
     footer += [
         f"[{_escape_label(link.title or link.url)}]({markdown_url(link.url)})"

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from convert import __version__
-from convert.model import Article, Feed
+from convert.model import UNDATED, Article, Feed, item_date
 from convert.urls import is_web_url
-from convert.writers.html import article_html, article_summary
-
-# A fixed date for an article with none, so that output stays reproducible.
-UNDATED = datetime(1970, 1, 1, tzinfo=UTC)
-
+from convert.writers.html import article_html
+from convert.writers.summary import article_summary
 
 DC_NS = "http://purl.org/dc/elements/1.1/"
 MEDIA_NS = "http://search.yahoo.com/mrss/"
@@ -64,11 +60,6 @@ class _MediaLead(BaseEntryExtension):  # type: ignore[misc]
         return item
 
     extend_rss = extend_atom
-
-
-def item_date(article: Article) -> datetime:
-    """The date an item is filed under: publication, else capture."""
-    return article.published or article.captured or UNDATED
 
 
 def item_id(article: Article) -> str:

@@ -1,12 +1,12 @@
 """The network backend of every download: it connects only where the rules allow.
 
 httpx and httpcore subclasses, in a module of their own so that a run that downloads
-nothing never imports httpx (see `Downloader._client`).
+nothing never imports httpx (see `client.Downloader._client`). What may be reached, and
+until when, is `policy`'s.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import ssl
 import time
@@ -16,7 +16,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from convert.download import _DEADLINE, RefusedAddress, UnresolvableHost, address_is_public
+from convert.net.policy import DEADLINE, AddressPolicy, RefusedAddress, UnresolvableHost
 
 
 def _remaining(timeout: float | None, late: type[Exception]) -> float | None:
@@ -25,7 +25,7 @@ def _remaining(timeout: float | None, late: type[Exception]) -> float | None:
     Raises `late` (an httpcore timeout) once the deadline has passed, so that no
     read, write or connect can outlast the download it belongs to.
     """
-    deadline = _DEADLINE.get()
+    deadline = DEADLINE.get()
     if deadline is None:
         return timeout
     left = deadline - time.monotonic()
@@ -65,16 +65,9 @@ class _BoundedStream(httpcore.NetworkStream):
 class _GuardedBackend(httpcore.NetworkBackend):
     """httpcore's socket backend, connecting only to addresses the rules allow."""
 
-    def __init__(self, allow_private: bool, allow_networks: Iterable[str] = ()) -> None:
+    def __init__(self, policy: AddressPolicy) -> None:
         self._inner = httpcore.SyncBackend()
-        self._allow_private = allow_private
-        self._allowed = [ipaddress.ip_network(n, strict=False) for n in allow_networks]
-
-    def _allows(self, address: str) -> bool:
-        if self._allow_private or address_is_public(address):
-            return True
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        return any(ip in network for network in self._allowed)
+        self._policy = policy
 
     def connect_tcp(
         self,
@@ -91,7 +84,7 @@ class _GuardedBackend(httpcore.NetworkBackend):
             # Not worth a retry: the name does not exist, or this machine has no DNS.
             raise UnresolvableHost(f"cannot resolve {host}: {error.strerror}") from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        allowed = [a for a in addresses if self._allows(a)]
+        allowed = [a for a in addresses if self._policy.allows(a)]
         if not allowed:
             raise RefusedAddress(
                 f"{host} is {', '.join(addresses)}, not a public address "
@@ -130,9 +123,9 @@ class _GuardedBackend(httpcore.NetworkBackend):
 class GuardedTransport(httpx.HTTPTransport):
     """httpx's transport over the guarded backend (httpx has no public hook for it)."""
 
-    def __init__(self, allow_private: bool, allow_networks: Iterable[str] = ()) -> None:
+    def __init__(self, policy: AddressPolicy) -> None:
         super().__init__()
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(),
-            network_backend=_GuardedBackend(allow_private, allow_networks),
+            network_backend=_GuardedBackend(policy),
         )

@@ -6,9 +6,10 @@ import dataclasses
 import logging
 from urllib.parse import parse_qsl, urlsplit
 
-from convert.config import Config, ImageProxy, Rules
-from convert.fragments import parse_fragment, serialize_body
-from convert.model import Article, Image
+from convert.cleaning.draft import Draft
+from convert.cleaning.rules import CleanRules
+from convert.config import ImageProxy
+from convert.model import Image
 from convert.text import escape_url_characters
 from convert.urls import absolute_url, is_web_url
 
@@ -18,18 +19,18 @@ log = logging.getLogger(__name__)
 _MAX_LAYERS = 3
 
 
-def rewrite_mirrored_images(article: Article, rules: Rules) -> Article:
+def rewrite_mirrored_images(draft: Draft, rules: CleanRules) -> None:
     """Rewrite every proxied picture URL in the body and the image list."""
-    config = rules.config
+    article = draft.article
     rewritten: dict[str, str] = {}
 
     def resolve(url: str) -> str:
         if url not in rewritten:
             absolute = absolute_url(article.url, url.strip()) if article.url else url.strip()
-            rewritten[url] = image_origin(absolute, config)
+            rewritten[url] = image_origin(absolute, rules)
         return rewritten[url]
 
-    root = parse_fragment(article.body)
+    root = draft.tree()
     for img in list(root.iter("img")):
         src = (img.get("src") or "").strip()
         img.attrib.pop("srcset", None)  # proxy-made sizes; the origin is enough
@@ -48,7 +49,7 @@ def rewrite_mirrored_images(article: Article, rules: Rules) -> Article:
             img.set("src", new)
     for anchor in root.iter("a"):
         href = (anchor.get("href") or "").strip()
-        if _proxy_for(href, config) is not None:
+        if _proxy_for(href, rules.image_proxies) is not None:
             anchor.set("href", resolve(href) or "")
 
     def moved(image: Image) -> Image | None:
@@ -61,17 +62,17 @@ def rewrite_mirrored_images(article: Article, rules: Rules) -> Article:
 
     lead = moved(article.lead_image) if article.lead_image else None
     images = tuple(m for m in (moved(image) for image in article.images) if m is not None)
-    return dataclasses.replace(article, body=serialize_body(root), lead_image=lead, images=images)
+    draft.article = dataclasses.replace(article, lead_image=lead, images=images)
 
 
-def image_origin(url: str, config: Config) -> str:
+def image_origin(url: str, rules: CleanRules) -> str:
     """Where a picture really is: its unwrapped origin, or '' when a proxy hides none.
 
     With `image_mirror` set, every web picture goes through the user's mirror instead.
     """
     origin = url
     for _ in range(_MAX_LAYERS + 1):
-        proxy = _proxy_for(origin, config)
+        proxy = _proxy_for(origin, rules.image_proxies)
         if proxy is None:
             break
         origin = _unwrap(origin, proxy)
@@ -81,19 +82,19 @@ def image_origin(url: str, config: Config) -> str:
         return ""  # proxies all the way down
     if not is_web_url(origin):
         return "" if origin != url else url  # a relative URL is the sanitizer's business
-    return _to_mirror(origin, config.image_mirror) if config.image_mirror else origin
+    return _to_mirror(origin, rules.image_mirror) if rules.image_mirror else origin
 
 
-def _proxy_for(url: str, config: Config) -> ImageProxy | None:
+def _proxy_for(url: str, proxies: tuple[ImageProxy, ...]) -> ImageProxy | None:
     # A host is a piece of its URL: most URLs name no proxy and need no parsing.
     lowered = url.lower()
-    if not any(host in lowered for proxy in config.image_proxies for host in proxy.hosts):
+    if not any(host in lowered for proxy in proxies for host in proxy.hosts):
         return None
     try:
         host = (urlsplit(_with_scheme(url)).hostname or "").lower()
     except ValueError:
         return None
-    return next((p for p in config.image_proxies if host in p.hosts), None)
+    return next((p for p in proxies if host in p.hosts), None)
 
 
 def _with_scheme(url: str) -> str:

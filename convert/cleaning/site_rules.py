@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import lxml.html
 
-from convert.config import Rules
-from convert.fragments import parse_fragment, serialize_body
-from convert.model import Article
+from convert.cleaning.draft import Draft
+from convert.cleaning.rules import CleanRules
 
 
-def apply_site_rules(article: Article, rules: Rules) -> Article:
+def apply_site_rules(draft: Draft, rules: CleanRules) -> None:
     """Apply the article's site rules to its body, in calibre's order."""
     site = rules.site
-    if not (site.regex_replace or site.keep_only or site.remove or site.remove_attributes):
-        return article
-    body = article.body
-    for rule in site.regex_replace:
-        body = re.sub(rule.pattern, rule.replace, body)
-    root = parse_fragment(body)
+    if site.regex_replace:
+        # Substitutions are on the HTML as text (calibre's preprocess_regexps).
+        body = draft.text()
+        for rule in site.regex_replace:
+            body = re.sub(rule.pattern, rule.replace, body)
+        draft.set_text(body)
+    if not (site.keep_only or site.remove or site.remove_attributes):
+        return
+    root = draft.tree()
     if site.keep_only:
         kept = [el for selector in site.keep_only for el in root.cssselect(selector)]
         # An element inside another kept element comes along with it.
@@ -30,6 +31,7 @@ def apply_site_rules(article: Article, rules: Rules) -> Article:
             for element in outermost:
                 element.tail = None
                 fresh.append(element)
+            draft.set_tree(fresh)
             root = fresh
     for selector in site.remove:
         for element in root.cssselect(selector):
@@ -40,4 +42,3 @@ def apply_site_rules(article: Article, rules: Rules) -> Article:
         for element in root.iter():
             for name in names.intersection(element.attrib):
                 del element.attrib[name]
-    return dataclasses.replace(article, body=serialize_body(root))

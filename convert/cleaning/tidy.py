@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import lxml.html
 from lxml import etree
 from lxml.html import HtmlElement
 
-from convert.config import Rules
-from convert.fragments import parse_fragment, serialize_body
-from convert.model import Article
+from convert.cleaning.draft import Draft
+from convert.cleaning.rules import CleanRules
 from convert.text import CJK_CHAR, CJK_PUNCTUATION_CHAR, between, touches
 
 _BLOCKS = frozenset(
@@ -36,15 +34,14 @@ _RUN = re.compile(_WS)
 _SPACE = re.compile("[ \t\n\r\f]")
 
 
-def tidy_body(article: Article, rules: Rules) -> Article:
+def tidy_body(draft: Draft, rules: CleanRules) -> None:
     """Remove empty blocks and trailing breaks; collapse white space as a reader sees it."""
-    root = parse_fragment(article.body)
+    root = draft.tree()
     _collapse_whitespace(root)
     _drop_edge_breaks(root)
     _drop_empty(root)
     _wrap_stray_items(root)
     _strip_edges(root)
-    return dataclasses.replace(article, body=serialize_body(root))
 
 
 def _wrap_stray_items(root: HtmlElement) -> None:

@@ -6,8 +6,9 @@ import dataclasses
 
 import nh3
 
-from convert.config import Rules
-from convert.model import Article, Image, Link
+from convert.cleaning.draft import Draft
+from convert.cleaning.rules import CleanRules
+from convert.model import Image, Link
 from convert.text import escape_url_characters, plain_text, remove_invalid_xml
 from convert.urls import absolute_url, drop_tracking, is_web_url
 
@@ -36,9 +37,14 @@ ALLOWED_ATTRIBUTES = {
 }
 
 
-def sanitize_body(article: Article, rules: Rules) -> Article:
-    """Sanitize the body and every URL and text field of the article."""
-    tracking = rules.config.tracking_parameters
+def sanitize_body(draft: Draft, rules: CleanRules) -> None:
+    """Sanitize the body and every URL and text field of the article.
+
+    nh3 works on text: the body is serialized for it here, and parsed again by the
+    next step that wants the tree (see `Draft`).
+    """
+    article = draft.article
+    tracking = rules.tracking
     base = article.url if is_web_url(article.url) else ""
 
     def keep_url(tag: str, attribute: str, value: str) -> str | None:
@@ -56,7 +62,7 @@ def sanitize_body(article: Article, rules: Rules) -> Article:
         return drop_tracking(value, tracking)
 
     body = nh3.clean(
-        remove_invalid_xml(article.body),
+        remove_invalid_xml(draft.text()),
         tags=set(ALLOWED_TAGS),
         clean_content_tags=set(DROPPED_WITH_CONTENT),
         attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
@@ -90,9 +96,9 @@ def sanitize_body(article: Article, rules: Rules) -> Article:
         return dataclasses.replace(link, url=url, title=title)
 
     lead = clean_image(article.lead_image) if article.lead_image else None
-    return dataclasses.replace(
+    draft.set_text(body)
+    draft.article = dataclasses.replace(
         article,
-        body=body,
         url=drop_tracking(article.url, tracking),
         title=plain_text(article.title),
         summary=plain_text(article.summary),

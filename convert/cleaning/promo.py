@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 from collections.abc import Callable
@@ -11,30 +10,29 @@ from typing import Any, cast
 from lxml import etree
 from lxml.html import HtmlElement
 
-from convert.config import Promo, Rules
-from convert.fragments import parse_fragment, serialize_body, text_of
-from convert.model import Article
-from convert.urls import host_of
+from convert.cleaning.draft import Draft
+from convert.cleaning.rules import CleanRules
+from convert.config import Promo
+from convert.fragments import text_of
+from convert.urls import host_in, host_of
 
 # Elements that carry no content of their own once the promotion is gone.
 _SPACERS = frozenset({"br", "hr"})
 _CONTAINERS = frozenset({"section", "article", "main", "div", "p", "blockquote", "figure"})
 
 
-def strip_feedx_promo(article: Article, rules: Rules) -> Article:
+def strip_feedx_promo(draft: Draft, rules: CleanRules) -> None:
     """Remove the `获取更多RSS` block, links to feedx domains and a leading `快讯` stamp."""
-    promo = rules.config.promo
-    root = parse_fragment(article.body)
+    promo = rules.promo
+    root = draft.tree()
     _cut_promo_block(root, promo)
     _drop_promo_links(root, promo)
     _drop_leading_stamp(root, re.compile(promo.leading_stamp))
     _trim_trailing_spacers(root)
-    return dataclasses.replace(article, body=serialize_body(root))
 
 
 def _is_promo_host(href: str, promo: Promo) -> bool:
-    host = host_of(href)
-    return any(host == h or host.endswith("." + h) for h in promo.hosts)
+    return host_in(host_of(href), promo.hosts)
 
 
 def _cut_promo_block(root: HtmlElement, promo: Promo) -> None:

@@ -1,0 +1,70 @@
+"""What cleaning needs from the config: the knowledge each step applies, per article."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from convert.config import ImageProxy, Promo, SiteRules
+from convert.sites import Sites
+
+
+@dataclass(frozen=True, slots=True)
+class CleanRules:
+    """What applies to one article: its site's rules and the job-wide knowledge."""
+
+    site: SiteRules
+    """The rules of the article's site (empty rules for an unknown site)."""
+
+    promo: Promo
+    """How the feedx mirror advertises itself."""
+
+    image_proxies: tuple[ImageProxy, ...]
+    """Proxies whose picture URLs carry the origin."""
+
+    image_mirror: str
+    """The user's own image mirror template; empty: pictures point at their origin."""
+
+    tracking: tuple[str, ...]
+    """Glob patterns of query parameters dropped from every link."""
+
+
+@dataclass(frozen=True, slots=True)
+class CleanOptions:
+    """Cleaning's part of the config, built once; `rules_for` gives each article its rules."""
+
+    sites: Sites
+    """Rules per host (with the source's own over them)."""
+
+    promo: Promo
+    """How the feedx mirror advertises itself."""
+
+    image_proxies: tuple[ImageProxy, ...]
+    """Proxies whose picture URLs carry the origin."""
+
+    image_mirror: str
+    """The user's own image mirror template, or empty."""
+
+    tracking: tuple[str, ...]
+    """Glob patterns of query parameters dropped from every link."""
+
+    def rules_for(self, host: str) -> CleanRules:
+        """The rules that apply to an article from `host`."""
+        return CleanRules(
+            site=self.sites.rules(host),
+            promo=self.promo,
+            image_proxies=self.image_proxies,
+            image_mirror=self.image_mirror,
+            tracking=self.tracking,
+        )
+
+    def under(self, rules: SiteRules | None) -> CleanOptions:
+        """These options with a source's own `rules` over its sites' rules."""
+        if rules is None:
+            return self
+        return CleanOptions(
+            self.sites.under(rules),
+            self.promo,
+            self.image_proxies,
+            self.image_mirror,
+            self.tracking,
+        )

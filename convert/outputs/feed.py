@@ -1,0 +1,169 @@
+"""A feed (RSS 2.0, Atom, JSON Feed) of the articles read, merged with the file already there.
+
+Each item's summary is made where its article was cleaned, from cleaning's tree. The
+items are one per article (copies by `identity`), a fresh copy over an old one,
+newest first, at most `max_items`; items of the feed already at the path stay until
+they drop out. A feed made from one feed keeps that feed's title and home page; a feed
+mixed from several sources takes them from the config, else says `feedx-convert` and
+links to where it is published.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path, PurePath
+
+from convert.cleaning import Cleaned
+from convert.config import FeedOutput as FeedSection
+from convert.config import FeedTarget
+from convert.errors import ConvertError
+from convert.model import Article, Channel, Feed, item_date
+from convert.net.client import Downloader
+from convert.outputs.base import STDOUT, Files, OutputContext, Taken
+from convert.read import Prepare
+from convert.report import OutputReport
+from convert.urls import host_of, is_web_url
+from convert.writers import feed_writer
+from convert.writers.summary import article_summary
+
+log = logging.getLogger(__name__)
+
+MIXED_TITLE = "feedx-convert"
+"""The title of a feed mixed from several sources when the config gives none."""
+
+
+def summary(cleaned: Cleaned, _downloader: Downloader) -> str:
+    """The summary the article's feed item shows, made from cleaning's tree."""
+    return article_summary(cleaned.article, cleaned.body)
+
+
+def merge_items(
+    fresh: Iterable[Article], old: Iterable[Article], max_items: int, key: Callable[[Article], str]
+) -> tuple[Article, ...]:
+    """Newest first, one item per `key` (a fresh copy wins over an old one), max_items at most."""
+    merged: dict[str, Article] = {}
+    for article in old:
+        merged[key(article)] = article
+    for article in fresh:
+        merged[key(article)] = article
+    ordered = sorted(merged.values(), key=lambda a: (item_date(a), a.id), reverse=True)
+    return tuple(ordered[:max_items])
+
+
+class FeedOutput:
+    """One feed file (or standard output)."""
+
+    def __init__(self, target: FeedTarget, section: FeedSection, context: OutputContext) -> None:
+        self.target = target
+        self.context = context
+        self.max_items = target.max_items or section.max_items
+        self.self_url = target.self_url or section.self_url
+        self.report = OutputReport(kind="feed", path=target.path)
+        self.files = Files(self.report, context.dry_run)
+        self.fresh: list[Article] = []
+        self.inputs: list[tuple[str, Channel | None, int]] = []  # name, channel, items
+
+    def prepare(self) -> Prepare:
+        """Each item's summary, made where its article is cleaned."""
+        return summary
+
+    def take(self, taken: Taken) -> None:
+        """Keep one input's articles, each with its item's summary."""
+        self.inputs.append((taken.name, taken.channel, len(taken.articles)))
+        for article, made in zip(taken.articles, taken.prepared, strict=True):
+            self.fresh.append(
+                article if article.summary else dataclasses.replace(article, summary=made)
+            )
+
+    def produce(self) -> OutputReport:
+        """Merge with the feed already there and write the feed."""
+        if not self.inputs:
+            return self.report  # no source could be read: the old feed stays as it is
+        path = Path(self.target.path)
+        old = self._existing_items(path)
+        key = self.context.identity.copy_key
+        # Each article's key is worked out once (it parses the URL).
+        keys = {id(article): key(article) for article in (*old, *self.fresh)}
+        articles = merge_items(self.fresh, old, self.max_items, key=lambda a: keys[id(a)])
+        self._say_left_out(articles, keys)
+        try:
+            channel = self._channel(articles)
+        except ConvertError as error:
+            self.files.fail(error)
+            return self.report
+        data = feed_writer(self.target.format)(Feed(channel=channel, articles=articles))
+        if self.target.path == STDOUT:
+            self.files.print(data.decode("utf-8"))
+        elif self.files.write(path, data):
+            log.info("%s %s", "wrote" if self.report.written else "up to date:", path)
+        return self.report
+
+    def _existing_items(self, path: Path) -> list[Article]:
+        """The items of the feed already at `path`, to keep those the sources dropped."""
+        if self.target.path == STDOUT or not path.exists() or self.context.read_back is None:
+            return []
+        try:
+            return self.context.read_back(str(path))
+        except ConvertError as error:
+            log.warning("%s; not merged with it, it will be replaced", error)
+            return []
+
+    def _say_left_out(self, articles: tuple[Article, ...], keys: dict[int, str]) -> None:
+        written = {keys[id(article)] for article in articles}
+        left_out = {k: a for a in self.fresh if (k := keys[id(a)]) not in written}
+        if left_out:
+            newest = max(item_date(article) for article in left_out.values())
+            log.warning(
+                "%s: %d items of the sources beyond max_items (%d) left out, the newest from %s",
+                self.target.path,
+                len(left_out),
+                self.max_items,
+                newest.date().isoformat(),
+            )
+
+    def _channel(self, articles: tuple[Article, ...]) -> Channel:
+        """The feed's own metadata: the config's, else its one feed's, else made up."""
+        target = self.target
+        fed = [(name, channel) for name, channel, count in self.inputs if count]
+        one_feed = fed[0] if len(fed) == 1 and fed[0][1] is not None else None
+        own = one_feed[1] if one_feed is not None and one_feed[1] else Channel(title="")
+        title, home = target.title, target.link
+        if one_feed is not None:
+            name = one_feed[0]
+            title = title or own.title or (name if is_web_url(name) else PurePath(name).stem)
+            home = home or own.link or (name if is_web_url(name) else "")
+        elif len({a.source_name for a in self.fresh}) == 1 and self.fresh:
+            # Articles of one publication (its article files): the feed is that publication's.
+            first = self.fresh[0]
+            title = title or first.source_name
+            home = home or (f"https://{host_of(first.url)}/" if first.source_host else "")
+        mixed = one_feed is None and not title
+        title = title or MIXED_TITLE
+        home = home or self.self_url
+        if not home:
+            reason = (
+                "a feed mixed from several sources needs its own address: give --self-url URL"
+                " (config: self_url or link)"
+                if mixed
+                else "no home page for the feed: give --self-url URL"
+            )
+            raise ConvertError(self.target.path, reason)
+        languages = Counter(a.language for a in articles if a.language != "und")
+        # Most common first; ties by name, so that the output does not depend on set order.
+        common = sorted(languages.items(), key=lambda pair: (-pair[1], pair[0]))
+        return Channel(
+            title=title,
+            link=home,
+            description=own.description or title,
+            language=own.language or (common[0][0] if common else ""),
+            self_url=self.self_url,
+            updated=max((item_date(a) for a in articles), default=None),
+        )
+
+
+def open_output(target: FeedTarget, section: FeedSection, context: OutputContext) -> FeedOutput:
+    """The feed output of `target`, with the `feed:` section's defaults."""
+    return FeedOutput(target, section, context)
