@@ -64,7 +64,7 @@ class Identity:
 
     def article_id(self, canonical_url: str, text: str) -> str:
         """`Article.id`: the same for every copy of an article; from its text without an address."""
-        return stable_id(canonical_url or text)
+        return stable_id(self.key_of(canonical_url) if canonical_url else text)
 
     def key_of(self, url: str) -> str:
         """The copy key of an address: `host/path?query` as every copy spells it."""
