@@ -13,10 +13,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from convert.archive import Archive, default_archive_path
 from convert.cleaning import CleanOptions
 from convert.config import Config, Download, SiteRules, Source, Target
 from convert.identity import Identity
@@ -25,6 +24,9 @@ from convert.outputs import OUTPUTS, output_kind
 from convert.read import SourceOptions
 from convert.readers import ReadOptions
 from convert.sites import Sites
+
+if TYPE_CHECKING:
+    from convert.archive import Archive
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,8 @@ class Settings:
 
     def open_archive(self, path: Path) -> Archive:
         """The archive at `path`, with the job's zone and identity rules."""
+        from convert.archive import Archive  # noqa: PLC0415 - sqlite3, for runs that store
+
         return Archive(path, zone=self.zone, identity=self.identity)
 
 
@@ -127,6 +131,8 @@ class Plan:
 
 def archive_path(config: Config, override: Path | None = None) -> Path:
     """The archive file: `--archive`, else the config's, else the user's data folder."""
+    from convert.archive import default_archive_path  # noqa: PLC0415 - sqlite3
+
     if override is not None:
         return override
     return Path(config.archive).expanduser() if config.archive else default_archive_path()

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from convert.archive import Archive
 from convert.errors import ConvertError
 from convert.fsutil import exclusive_lock
 from convert.model import Article, item_date
@@ -33,6 +32,9 @@ from convert.read import InputDone, ReadInput, ReadStage, read_in_worker, read_i
 from convert.report import OutputReport, RunReport, SourceReport
 from convert.sources import expand_source
 from convert.workers import POOL_THRESHOLD, parallel_map
+
+if TYPE_CHECKING:
+    from convert.archive import Archive
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +257,8 @@ def _working_archive(path: Path, dry_run: bool) -> Iterator[Path]:
     if not dry_run:
         yield path
         return
+    import sqlite3  # noqa: PLC0415 - only a dry run copies the archive
+
     with tempfile.TemporaryDirectory(prefix="feedx-dry-run-") as folder:
         copy = Path(folder) / path.name
         if path.exists():

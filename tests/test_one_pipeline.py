@@ -11,6 +11,7 @@ import io
 import json
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,9 @@ from PIL import Image
 from pytest_httpserver import HTTPServer
 
 from convert.cli import main
+from convert.config import load_config
+from convert.plan import plan_of_config
+from convert.run import run_plan
 
 EXAMPLES = ROOT / "examples"
 SELF_URL = "https://example.org/feeds/news.xml"
@@ -272,3 +276,38 @@ def test_a_dry_run_names_the_files_that_would_change(
         in out
     )
     assert not (work / "out").exists()
+
+
+def test_progress_covers_every_stage(work: Path, pictures: HTTPServer) -> None:
+    """Reading, then each output in turn (the EPUB's pictures too), not reading alone."""
+    phases: list[tuple[str, int]] = []
+    done: dict[str, int] = {}
+
+    def progress(label: str, total: int) -> Callable[[], None]:
+        phases.append((label, total))
+
+        def step() -> None:
+            done[label] = done.get(label, 0) + 1
+
+        return step
+
+    config = epub_config(
+        work,
+        pictures,
+        f"  - feed: {{path: out/feed.xml, self_url: '{SELF_URL}'}}\n"
+        "  - markdown: {folder: out/md}\n"
+        "  - epub: {path: out/book.epub, week: 2024-W21}\n",
+    )
+    plan = plan_of_config(load_config(config), archive=work / "archive.sqlite")
+    report = run_plan(plan, progress)
+    assert not report.failed
+    labels = [label for label, _total in phases]
+    assert labels[0] == "Reading" and dict(phases)["Reading"] == 8  # the folder's 8 files
+    writing = [label for label in labels if label.startswith("Writing ")]
+    assert writing == [
+        f"Writing {work / 'out' / 'feed.xml'}",
+        f"Writing {work / 'out' / 'md'}",
+        f"Writing {work / 'out' / 'book.epub'}",
+    ]
+    assert labels.index("Pictures") > labels.index(writing[1])  # while the book is made
+    assert all(done.get(label) == total for label, total in phases)  # every bar filled

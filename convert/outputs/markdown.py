@@ -12,19 +12,24 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from convert.cleaning import Cleaned
 from convert.config import MarkdownTarget
 from convert.errors import ConvertError
 from convert.fsutil import FileBatch
-from convert.media.intake import fetch_pictures
-from convert.media.picture import Picture
-from convert.media.prepare import PictureOptions
-from convert.net.client import Downloader
 from convert.outputs.base import STDOUT, Files, OutputContext, Taken
-from convert.read import Prepare
 from convert.report import OutputReport
 from convert.writers.markdown import markdown_file_stem, render_markdown, unique_file_name
+
+if TYPE_CHECKING:
+    from convert.media.picture import Picture
+    from convert.media.prepare import PictureOptions
+    from convert.net.client import Downloader
+    from convert.read import Prepare
+
+# The media intake (Pillow) is imported when pictures are downloaded: a plain
+# conversion does without it.
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +81,8 @@ def render(cleaned: Cleaned, downloader: Downloader, intake: PictureIntake | Non
         log.error("%s: %s (picture of %s; its web address is kept)", url, reason, article.url)
         failures.append(url)
 
+    from convert.media.intake import fetch_pictures  # noqa: PLC0415
+
     urls = [image.url for image in article.images]
     pictures = fetch_pictures(urls, downloader, intake.cache, intake.options, failed=failed)
     local = {url: f"{ASSETS}/{picture.name}" for url, picture in pictures.items()}
@@ -107,12 +114,12 @@ class MarkdownOutput:
     def prepare(self) -> Prepare:
         """Each article's Markdown (and its pictures), made where it is cleaned."""
         fetching = self.target.download_images and not self.to_stdout and not self.context.dry_run
-        intake = (
-            PictureIntake(self.context.picture_cache, PictureOptions(keep_original=True))
-            if fetching
-            else None
-        )
-        return partial(render, intake=intake)
+        if not fetching:
+            return partial(render, intake=None)
+        from convert.media.prepare import PictureOptions  # noqa: PLC0415 - Pillow
+
+        options = PictureOptions(keep_original=True)
+        return partial(render, intake=PictureIntake(self.context.picture_cache, options))
 
     def take(self, taken: Taken) -> None:
         """Write each article of one input (stdout: keep it for `produce`)."""
