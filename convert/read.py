@@ -47,7 +47,7 @@ class ReadStage:
     """Everything `read_input` needs, built once per run and sent to each worker."""
 
     sources: tuple[SourceOptions, ...]
-    """Per source of the plan, in its order."""
+    """The ways the plan's sources are read, each once (inputs name theirs by index)."""
 
     max_input_bytes: int
     """Largest input read, in bytes."""
@@ -115,7 +115,7 @@ class InputDone:
 def read_input(
     name: str, source: int, stage: ReadStage, downloader: Downloader, *, ours: bool = False
 ) -> InputDone:
-    """Read, clean and prepare one input of the plan's source number `source`.
+    """Read, clean and prepare one input, read as `stage.sources[source]` says.
 
     A failing input is one error line; so is each failing feed an OPML list names, the
     others still read. `ours` marks a file this tool wrote (a feed merged with): what

@@ -28,7 +28,15 @@ from convert.net.client import Downloader
 from convert.outputs import open_output
 from convert.outputs.base import Output, OutputContext, Progress, Taken
 from convert.plan import Plan, Settings
-from convert.read import InputDone, ReadInput, ReadStage, read_in_worker, read_input, read_one
+from convert.read import (
+    InputDone,
+    ReadInput,
+    ReadStage,
+    SourceOptions,
+    read_in_worker,
+    read_input,
+    read_one,
+)
 from convert.report import OutputReport, RunReport, SourceReport
 from convert.sources import expand_source
 from convert.workers import POOL_THRESHOLD, parallel_map
@@ -54,8 +62,9 @@ def run_plan(plan: Plan, progress: Progress | None = None) -> RunReport:
         working = None
         if plan.archive is not None:
             working = stack.enter_context(_working_archive(plan.archive, plan.dry_run))
-        stage = ReadStage(
-            sources=tuple(settings.source(source.rules) for source in plan.sources),
+        options, option_of = _distinct_options(plan)
+        reading = ReadStage(
+            sources=options,
             max_input_bytes=settings.max_input_bytes,
             net=settings.net,
             stale_after_days=settings.stale_after_days,
@@ -72,7 +81,7 @@ def run_plan(plan: Plan, progress: Progress | None = None) -> RunReport:
             # A feed merged with: read as any input, without a source's own rules.
             read_back=partial(
                 _read_back,
-                stage=dataclasses.replace(stage, sources=(settings.source(None),)),
+                stage=dataclasses.replace(reading, sources=(settings.source(None),)),
                 downloader=downloader,
             ),
             progress=progress,
@@ -83,9 +92,9 @@ def run_plan(plan: Plan, progress: Progress | None = None) -> RunReport:
             open_output(kind, target, settings.sections.get(kind), context)
             for kind, target in plan.targets
         ]
-        stage = dataclasses.replace(stage, prepares=tuple(o.prepare() for o in outputs))
+        stage = dataclasses.replace(reading, prepares=tuple(o.prepare() for o in outputs))
         archive = _Storing(working, settings.open_archive, report, now) if storing else None
-        _read_everything(plan, stage, downloader, outputs, archive, report, progress)
+        _read_everything(plan, stage, option_of, downloader, outputs, archive, report, progress)
         if archive is not None:
             archive.close()
         for (kind, target), output in zip(plan.targets, outputs, strict=True):
@@ -93,9 +102,28 @@ def run_plan(plan: Plan, progress: Progress | None = None) -> RunReport:
     return report
 
 
+def _distinct_options(plan: Plan) -> tuple[tuple[SourceOptions, ...], list[int]]:
+    """The ways the plan's sources are read, each once, and each source's among them.
+
+    Sources without rules of their own share one: a worker is sent these with every
+    batch of inputs, and a thousand copies of one cost more than the reading saves.
+    """
+    options: list[SourceOptions] = []
+    index_of: dict[int | None, int] = {}
+    option_of = []
+    for source in plan.sources:
+        key = id(source.rules) if source.rules is not None else None
+        if key not in index_of:
+            index_of[key] = len(options)
+            options.append(plan.settings.source(source.rules))
+        option_of.append(index_of[key])
+    return tuple(options), option_of
+
+
 def _read_everything(
     plan: Plan,
     stage: ReadStage,
+    option_of: list[int],
     downloader: Downloader,
     outputs: list[Output],
     archive: _Storing | None,
@@ -114,23 +142,24 @@ def _read_everything(
     last_of = {number: index for index, (_name, number) in enumerate(tasks)}
     step = progress("Reading", len(tasks)) if progress and tasks else None
     held: list[ReadInput] = []  # the source's reads so far, when it is handed on whole
-    done_inputs = _inputs_done(tasks, stage, downloader, plan.jobs)
+    work = [(name, option_of[number]) for name, number in tasks]
+    done_inputs = _inputs_done(work, stage, downloader, plan.jobs)
     for index, ((_name, number), done) in enumerate(zip(tasks, done_inputs, strict=True)):
         row = report.sources[number]
         row.failed.extend(done.failed)
-        source = plan.sources[number]
+        limit = plan.sources[number].max_items
         # A source keeping its newest articles, or stored in one transaction, is handed
-        # on once all its inputs are read; else each input as it comes.
-        if source.max_items or archive is not None:
-            held.extend(done.reads)
-        else:
+        # on once all its inputs are read; any other, input by input as they come.
+        if not limit and archive is None:
             _hand_on(list(done.reads), row, outputs)
-        if last_of[number] == index and (source.max_items or archive is not None):
-            reads = _newest(held, source.max_items) if source.max_items else held
-            _hand_on(reads, row, outputs)
-            if archive is not None:
-                archive.store(row, [item.article for read in reads for item in read.items])
-            held = []
+        else:
+            held.extend(done.reads)
+            if last_of[number] == index:
+                reads = _newest(held, limit) if limit else held
+                _hand_on(reads, row, outputs)
+                if archive is not None:
+                    archive.store(row, [item.article for read in reads for item in read.items])
+                held = []
         if step:
             step()
     log.info(
@@ -143,7 +172,8 @@ def _read_everything(
 def _inputs_done(
     tasks: list[tuple[str, int]], stage: ReadStage, downloader: Downloader, jobs: int
 ) -> Iterator[InputDone]:
-    """Each input read, in order: over worker processes for many inputs, else here."""
+    """Each input (a name, and how it is read: an index of `stage.sources`) read, in
+    order: over worker processes for many inputs, else here."""
     if jobs > 1 and len(tasks) >= POOL_THRESHOLD:
         yield from parallel_map(partial(read_in_worker, stage=stage), tasks, min(jobs, len(tasks)))
         return
