@@ -390,7 +390,7 @@ class Archive:
             article = _article(text)
             if article.canonical_url:
                 article = dataclasses.replace(
-                    article, id=self.identity.article_id(article.canonical_url, "")
+                    article, id=self.identity.article_id(article.canonical_url)
                 )
             row = self._row(article)
             earlier = kept.get(row.key)

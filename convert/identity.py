@@ -62,9 +62,9 @@ class Identity:
             host = f"{host}:{port}"
         return urlunsplit((scheme, host, parts.path or "/", self._query(parts.query), ""))
 
-    def article_id(self, canonical_url: str, text: str) -> str:
-        """`Article.id`: the same for every copy of an article; from its text without an address."""
-        return stable_id(self.key_of(canonical_url) if canonical_url else text)
+    def article_id(self, canonical_url: str) -> str:
+        """`Article.id` of an article with an address: the same for every copy of it."""
+        return stable_id(self.key_of(canonical_url))
 
     def key_of(self, url: str) -> str:
         """The copy key of an address: `host/path?query` as every copy spells it."""
@@ -126,6 +126,11 @@ class Identity:
             if story not in best or rank > best[story][0]:
                 best[story] = (rank, article)
         return [article for _rank, article in best.values()]
+
+
+def text_id(text: str) -> str:
+    """`Article.id` of an article without an address: its text identifies it."""
+    return stable_id(text)
 
 
 def edition_rank(

@@ -258,7 +258,7 @@ def test_a_version_1_archive_is_keyed_by_copy_key_and_its_copies_merged(tmp_path
         assert first_seen == "2024-05-01T00:00:00.000000+00:00"  # the older copy's
         kept = archive.article(old)
         assert kept is not None and kept.body == "<p>新</p>"  # the newer capture's
-        assert kept.id == IDENTITY.article_id(new.canonical_url, "")
+        assert kept.id == IDENTITY.article_id(new.canonical_url)
         assert archive.ingest([new], now=LATER).new == 0
     assert query(path, "PRAGMA user_version") == [(2,)]
 

@@ -118,8 +118,9 @@ class Files:
         With `batch`, the file appears when the batch is committed (`commit`).
         """
         payload = data.encode("utf-8") if isinstance(data, str) else data
+        # A file written again in one run (never, today) counts once.
+        self.report.size += len(payload) - self._sizes.get(path, 0)
         self._sizes[path] = len(payload)
-        self.report.size = sum(self._sizes.values())
         if self.dry_run:
             try:
                 same = path.read_bytes() == payload

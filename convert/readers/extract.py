@@ -17,6 +17,7 @@ from lxml.html import HtmlElement
 
 from convert.errors import ConvertError
 from convert.fragments import MAX_DEPTH, close_open_comment, inner_html, parse_shallow, text_of
+from convert.identity import text_id
 from convert.model import Article, Contributor, Image, Link
 from convert.readers.dates import local_time
 from convert.readers.language import detect_language
@@ -96,7 +97,7 @@ def article_from_html(
     article = Article(
         # Without an address, the text identifies the article (tidied: white space alone
         # does not make another article).
-        id=identity.article_id(canonical, title + plain_text(raw_text)),
+        id=identity.article_id(canonical) if canonical else text_id(title + plain_text(raw_text)),
         title=title,
         url=url,
         canonical_url=canonical,
