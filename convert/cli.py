@@ -260,6 +260,11 @@ def markdown(
     default="",
     help="The feed's title (default: the one feed's own, else feedx-convert).",
 )
+@click.option(
+    "--link",
+    default="",
+    help="The home page it belongs to (default: the one feed's own, else --self-url).",
+)
 @_jobs_option("reading and cleaning")
 @click.pass_context
 def feed(
@@ -269,6 +274,7 @@ def feed(
     fmt: str | None,
     self_url: str,
     title: str,
+    link: str,
     jobs: int | None,
 ) -> int:
     """Republish feeds, feedx articles or HTML pages as one cleaned feed.
@@ -285,6 +291,7 @@ def feed(
         format=fmt or _format_from_ending(out_path),
         self_url=self_url,
         title=title,
+        link=link,
     )
     report = _execute(_plan(ctx, sources, ("feed", target), jobs=jobs))
     return EXIT_FAILED if report.failed or not report.outputs[0].produced else EXIT_OK

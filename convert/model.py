@@ -1,6 +1,6 @@
 """The normalized document: what every reader builds and every writer reads.
 
-Readers produce these values, transforms return changed copies
+Readers produce these values, cleaning returns changed copies
 (`dataclasses.replace`), writers only read them. Everything is frozen so that a
 writer cannot change what the next writer sees.
 """
@@ -93,7 +93,7 @@ class Article:
     """Host name of `url` (`cn.nytimes.com`)."""
 
     body: str
-    """The article text as HTML; sanitized once the transforms have run."""
+    """The article text as HTML; sanitized once cleaning has run."""
 
     authors: tuple[str, ...] = ()
     """Bylines, in the order printed."""

@@ -1,4 +1,4 @@
-"""Plain-text rules shared by readers, transforms and writers (CJK spacing, safe characters)."""
+"""Plain-text rules shared by readers, cleaning and writers (CJK spacing, safe characters)."""
 
 from __future__ import annotations
 

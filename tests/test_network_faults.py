@@ -379,7 +379,7 @@ def test_not_a_feed_where_a_feed_is_expected_is_one_error_line(
 @pytest.mark.xfail(
     reason="an HTML error page served with 200 where a feed is expected is read as an article "
     "page and published ('403 Forbidden', dated 1970) with only a 'no URL' warning; "
-    "readers/pipeline, not the downloader, would have to refuse it",
+    "the readers, not the downloader, would have to refuse it",
     strict=False,
 )
 def test_an_html_error_page_where_a_feed_is_expected_is_an_error(

@@ -727,7 +727,7 @@ def test_commands_report_every_picture_and_still_finish(run: dict[str, Any], com
 
 @needs_namespace
 @pytest.mark.xfail(
-    reason="transforms/images.py keeps a picture whose origin is a non-public address, so "
+    reason="cleaning/images.py keeps a picture whose origin is a non-public address, so "
     "every subscriber's reader would fetch it (recommended: drop it like a non-web origin)",
     strict=False,
 )

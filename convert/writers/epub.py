@@ -2,7 +2,7 @@
 
 Pages come from the Jinja2 templates in `templates/epub/`. Every file name in the
 book is generated (counters, content hashes), never taken from a title or URL.
-Pictures are embedded from what the pipeline fetched; a picture it could not
+Pictures are embedded from what the media intake prepared; a picture it could not
 fetch becomes a link to the original beside its caption. The zip is written by
 `_ReproducibleZip`, in one pass with fixed timestamps, so that the same digest
 gives the same bytes; pages are made, and pictures read from the cache, only as
@@ -110,7 +110,7 @@ def _time_text(moment: datetime, language: str) -> str:
 
 def _day_of(article: Article) -> date:
     moment = article.published or article.captured
-    assert moment is not None, "the pipeline keeps only dated articles in a digest"
+    assert moment is not None, "the EPUB output keeps only dated articles in a digest"
     return moment.date()
 
 
