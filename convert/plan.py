@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from convert.cleaning import CleanOptions
+from convert.cleaning import CleanOptions, CleanRules
 from convert.config import Config, Download, SiteRules, Source, Target
 from convert.identity import Identity
 from convert.net.cache import user_cache_dir
@@ -84,10 +84,12 @@ def settings_of(config: Config) -> Settings:
         reading=ReadOptions(sites, identity),
         cleaning=CleanOptions(
             sites=sites,
-            promo=config.promo,
-            image_proxies=config.image_proxies,
-            image_mirror=config.image_mirror,
-            tracking=config.tracking_parameters,
+            everywhere=CleanRules(
+                promo=config.promo,
+                image_proxies=config.image_proxies,
+                image_mirror=config.image_mirror,
+                tracking=config.tracking_parameters,
+            ),
         ),
         identity=identity,
         net=config.download,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 from convert.config import ImageProxy, Promo, SiteRules
 from convert.sites import Sites
@@ -11,9 +12,6 @@ from convert.sites import Sites
 @dataclass(frozen=True, slots=True)
 class CleanRules:
     """What applies to one article: its site's rules and the job-wide knowledge."""
-
-    site: SiteRules
-    """The rules of the article's site (empty rules for an unknown site)."""
 
     promo: Promo
     """How the feedx mirror advertises itself."""
@@ -27,6 +25,9 @@ class CleanRules:
     tracking: tuple[str, ...]
     """Glob patterns of query parameters dropped from every link."""
 
+    site: SiteRules = field(default_factory=SiteRules)
+    """The rules of the article's site (empty rules for an unknown site)."""
+
 
 @dataclass(frozen=True, slots=True)
 class CleanOptions:
@@ -35,36 +36,13 @@ class CleanOptions:
     sites: Sites
     """Rules per host (with the source's own over them)."""
 
-    promo: Promo
-    """How the feedx mirror advertises itself."""
-
-    image_proxies: tuple[ImageProxy, ...]
-    """Proxies whose picture URLs carry the origin."""
-
-    image_mirror: str
-    """The user's own image mirror template, or empty."""
-
-    tracking: tuple[str, ...]
-    """Glob patterns of query parameters dropped from every link."""
+    everywhere: CleanRules
+    """What applies to every article, whatever its site (its `site` is empty)."""
 
     def rules_for(self, host: str) -> CleanRules:
         """The rules that apply to an article from `host`."""
-        return CleanRules(
-            site=self.sites.rules(host),
-            promo=self.promo,
-            image_proxies=self.image_proxies,
-            image_mirror=self.image_mirror,
-            tracking=self.tracking,
-        )
+        return dataclasses.replace(self.everywhere, site=self.sites.rules(host))
 
     def under(self, rules: SiteRules | None) -> CleanOptions:
         """These options with a source's own `rules` over its sites' rules."""
-        if rules is None:
-            return self
-        return CleanOptions(
-            self.sites.under(rules),
-            self.promo,
-            self.image_proxies,
-            self.image_mirror,
-            self.tracking,
-        )
+        return self if rules is None else CleanOptions(self.sites.under(rules), self.everywhere)
