@@ -128,10 +128,13 @@ class _TerminalProgress:
             self._bars.start()
             self._started = True
         task = self._bars.add_task(label, total=total)
+        left = total
 
         def advance() -> None:
+            nonlocal left
             self._bars.advance(task)
-            if self._bars.tasks[task].finished:
+            left -= 1
+            if left == 0:  # a finished phase makes room for the next one
                 self._bars.remove_task(task)
 
         return advance

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import pty
+import re
+import select
+import shutil
 import subprocess
 import sys
 import time
@@ -269,3 +273,56 @@ def test_killed_run_leaves_no_worker_behind(tmp_path: Path) -> None:
     for pid in left:  # do not leave them to the next test either
         os.kill(pid, 9)
     assert left == []
+
+
+def _on_a_terminal(argv: list[str], cwd: Path) -> tuple[int, str]:
+    """`feedx-convert ARGV` with its stdout and stderr on a pseudo-terminal: the exit
+    code and what the terminal showed, escape sequences removed."""
+    master, slave = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "convert", *argv],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "120", "TERM": "xterm", "PYTHONIOENCODING": "utf-8"},
+    )
+    os.close(slave)
+    shown = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            shown += data
+        elif child.poll() is not None:
+            break
+    os.close(master)
+    code = child.wait(timeout=30)
+    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode("utf-8", "replace"))
+
+
+def test_a_run_on_a_terminal_shows_its_phases_and_in_a_pipe_nothing_but_the_summary(
+    tmp_path: Path,
+) -> None:
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    code, shown = _on_a_terminal(["run", "--archive", "out/archive.sqlite"], tmp_path)
+    assert code == 0, shown
+    assert "Traceback" not in shown
+    assert "Reading" in shown and "Writing out/feed.xml" in shown
+    piped = subprocess.run(
+        [sys.executable, "-m", "convert", "run", "--archive", "out/archive.sqlite"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert piped.returncode == 0
+    assert "Reading" not in piped.stderr and "\x1b[" not in piped.stderr + piped.stdout
+    assert "nothing changed: every output is up to date" in piped.stdout
