@@ -26,7 +26,7 @@ def print_summary(report: RunReport, *, on_terminal: bool) -> None:
             str(row.new),
             str(row.updated),
             str(row.unchanged),
-            str(row.failed),
+            str(len(row.failed)),
         ]
         for row in report.sources
     ]

@@ -241,16 +241,18 @@ def test_the_summary_in_a_pipe_names_every_path_in_full(
     deep = "public/" + "a-rather-long-folder-name/" * 4
     job = write_config(
         work / "job.yaml",
-        "sources:\n  - path: in\noutputs:\n"
+        "sources:\n  - path: in\n  - {path: in/missing.txt, name: missing}\noutputs:\n"
         + "".join(
             f"  - feed: {{path: {deep}feed-{n}.xml, self_url: '{SELF_URL}'}}\n" for n in range(3)
         ),
     )
-    assert main(["run", "-c", str(job), "--archive", "archive.sqlite"]) == 0
+    assert main(["run", "-c", str(job), "--archive", "archive.sqlite"]) == 1
     out = capsys.readouterr().out
     for n in range(3):
         assert str(work / deep / f"feed-{n}.xml") in out
     assert "…" not in out
+    (missing,) = [line for line in out.splitlines() if line.startswith("missing ")]
+    assert missing.split() == ["missing", "0", "0", "0", "0", "1"]  # read … failed
 
 
 def test_a_dry_run_names_the_files_that_would_change(
