@@ -313,3 +313,27 @@ def test_progress_covers_every_stage(work: Path, pictures: HTTPServer) -> None:
     ]
     assert labels.index("Pictures") > labels.index(writing[1])  # while the book is made
     assert all(done.get(label) == total for label, total in phases)  # every bar filled
+
+
+def test_one_feed_without_items_or_home_page_is_still_named_after_itself(work: Path) -> None:
+    """Found by running every feed of feedparser's and podcastparser's suites through
+    the old and the new code: a single feed keeps its own title even when it has no
+    item, and without a <link> it links to its first item's site."""
+    empty = write_config(
+        work / "empty.xml",
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Example Feed</title>'
+        "<description>A podcast</description></channel></rss>",
+    )
+    unlinked = write_config(
+        work / "unlinked.xml",
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>No home</title>'
+        "<item><title>One</title><link>https://news.example.com/a/1</link>"
+        "<description>&lt;p&gt;Text.&lt;/p&gt;</description></item></channel></rss>",
+    )
+    assert main(["feed", str(empty), "-o", "empty-out.xml", "--self-url", SELF_URL]) == 0
+    text = (work / "empty-out.xml").read_text("utf-8")
+    assert "<title>Example Feed</title>" in text and "<description>A podcast</description>" in text
+    assert main(["feed", str(unlinked), "-o", "unlinked-out.xml", "--self-url", SELF_URL]) == 0
+    assert "<link>https://news.example.com/</link>" in (work / "unlinked-out.xml").read_text(
+        "utf-8"
+    )

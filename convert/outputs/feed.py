@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePath
 
 from convert.cleaning import Cleaned
@@ -127,20 +127,27 @@ class FeedOutput:
     def _channel(self, articles: tuple[Article, ...]) -> Channel:
         """The feed's own metadata: the config's, else its one feed's, else made up."""
         target = self.target
-        fed = [(name, channel) for name, channel, count in self.inputs if count]
-        one_feed = fed[0] if len(fed) == 1 and fed[0][1] is not None else None
+        # The inputs that gave items (or, when none did, every input read).
+        giving = [(n, c) for n, c, count in self.inputs if count] or [
+            (n, c) for n, c, _count in self.inputs
+        ]
+        single = giving[0] if len(giving) == 1 else None
+        one_feed = single if single is not None and single[1] is not None else None
         own = one_feed[1] if one_feed is not None and one_feed[1] else Channel(title="")
+        publications = {a.source_name for a in self.fresh}
         title, home = target.title, target.link
         if one_feed is not None:
             name = one_feed[0]
-            title = title or own.title or (name if is_web_url(name) else PurePath(name).stem)
-            home = home or own.link or (name if is_web_url(name) else "")
-        elif len({a.source_name for a in self.fresh}) == 1 and self.fresh:
+            title = title or own.title or _named_after(name)
+            home = home or own.link or (name if is_web_url(name) else "") or _site_of(articles)
+        elif len(publications) == 1 and "" not in publications:
             # Articles of one publication (its article files): the feed is that publication's.
-            first = self.fresh[0]
-            title = title or first.source_name
-            home = home or (f"https://{host_of(first.url)}/" if first.source_host else "")
-        mixed = one_feed is None and not title
+            title = title or self.fresh[0].source_name
+            home = home or _site_of(self.fresh)
+        elif single is not None:  # one page or file of no known publication
+            title = title or _named_after(single[0])
+            home = home or _site_of(self.fresh)
+        mixed = single is None and not title
         title = title or MIXED_TITLE
         home = home or self.self_url
         if not home:
@@ -162,6 +169,17 @@ class FeedOutput:
             self_url=self.self_url,
             updated=max((item_date(a) for a in articles), default=None),
         )
+
+
+def _named_after(name: str) -> str:
+    """A title for a feed of one input without one: its address, or its file's name."""
+    return name if is_web_url(name) else PurePath(name).stem
+
+
+def _site_of(articles: Sequence[Article]) -> str:
+    """The home page of the first article's site (`https://host/`), or ''."""
+    first = articles[0] if articles else None
+    return f"https://{host_of(first.url)}/" if first is not None and first.source_host else ""
 
 
 def open_output(target: FeedTarget, section: FeedSection, context: OutputContext) -> FeedOutput:
