@@ -337,3 +337,22 @@ def test_one_feed_without_items_or_home_page_is_still_named_after_itself(work: P
     assert "<link>https://news.example.com/</link>" in (work / "unlinked-out.xml").read_text(
         "utf-8"
     )
+
+
+def test_each_input_is_read_and_cleaned_once_for_all_outputs(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The feed example's item without text is said once, though five outputs take it."""
+    job = write_config(
+        work / "job.yaml",
+        "sources:\n  - path: in/feedx-nytimes.xml\noutputs:\n"
+        f"  - feed: {{path: out/a.xml, self_url: '{SELF_URL}'}}\n"
+        f"  - feed: {{path: out/b.atom, format: atom, self_url: '{SELF_URL}'}}\n"
+        "  - markdown: {folder: out/md}\n"
+        "  - articles: {path: out/articles.json}\n"
+        "  - epub: {path: out/book.epub, week: 2024-W21, pictures: false}\n",
+    )
+    assert main(["run", "-c", str(job), "--archive", "archive.sqlite"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("has no text after cleaning") == 1
+    assert len(json.loads((work / "out" / "articles.json").read_text("utf-8"))) == 12
