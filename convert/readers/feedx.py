@@ -30,9 +30,14 @@ _SEPARATOR = re.compile(r"^[ \t]*-{3,}[ \t]*$", re.M)
 _URL_IN_PARENS = re.compile(r"\(([a-zA-Z][a-zA-Z0-9+.-]*:[^\s]*)\)\s*$")
 
 
+def one_newline(text: str) -> str:
+    """`text` with CRLF and lone CR line ends as LF (a dump saved on Windows, or an old Mac)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
 def looks_like_feedx(text: str) -> bool:
     """True when `text` starts like a feedx dump (stamp or `[title](url)` line)."""
-    head = text.lstrip("\ufeff \t\r\n")[:4096]
+    head = one_newline(text.lstrip("\ufeff \t\r\n")[:4096])
     return bool(_STAMP.match(head)) or (
         head.startswith("[") and _SEPARATOR.search(head) is not None
     )
@@ -40,7 +45,8 @@ def looks_like_feedx(text: str) -> bool:
 
 def read_feedx(data: bytes, where: str, options: ReadOptions) -> Read:
     """Read one feedx article dump."""
-    text = decode(data, where)
+    # HTML reads CR and CRLF as LF too: the body is unchanged by this.
+    text = one_newline(decode(data, where))
     captured, rest = _read_stamp(text, where)
     title, url, html = _split_wrapper(rest, where)
     parsed = article_from_html(
