@@ -28,6 +28,8 @@ _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # HTML's own white space, which collapses; U+3000 and NBSP are meaningful and stay.
 _HTML_SPACE = " \t\n\r\f"
 _SPACE_RUN = re.compile(f"[{_HTML_SPACE}]+")
+# Line and paragraph separators end a line, which a one-line text has not: a space.
+_SEPARATORS = re.compile("[\u2028\u2029]")
 # Terminal-hostile characters: controls, bidi marks and overrides, line separators and
 # lone surrogates (which a UTF-8 terminal stream cannot even encode), shown escaped.
 _UNPRINTABLE = re.compile(
@@ -62,14 +64,16 @@ def remove_invalid_xml(html: str) -> str:
 
 # What plain_text changes: controls (white space among them), bidi marks, what XML
 # forbids. Text without any is plain already (most captions, names and titles).
-_NOT_PLAIN = re.compile("[\x00-\x20\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
+_NOT_PLAIN = re.compile(
+    "[\x00-\x20\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]"
+)
 
 
 def plain_text(text: str) -> str:
     """One line of clean text: XML-safe, no bidi overrides, white space collapsed, CJK tidied."""
     if not _NOT_PLAIN.search(text):
         return text.strip()  # str.strip also strips Unicode spaces (U+3000, NBSP)
-    text = _BIDI_CONTROLS.sub("", remove_invalid_xml_chars(text))
+    text = _SEPARATORS.sub(" ", _BIDI_CONTROLS.sub("", remove_invalid_xml_chars(text)))
     return tidy_cjk_spacing(_SPACE_RUN.sub(" ", text)).strip()
 
 

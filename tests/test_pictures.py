@@ -292,7 +292,7 @@ def test_what_is_not_a_picture_is_absent_with_a_warning(
         "oversize": serve(httpserver, "/big.jpg", b"\xff" * (MAX_BYTES + 1)),
     }
     httpserver.expect_request("/gone.jpg").respond_with_data("no", status=404)
-    caplog.set_level(logging.WARNING, logger="convert.pictures")
+    caplog.set_level(logging.WARNING, logger="convert.media")
 
     pictures = fetch([good, *bad.values()], tmp_path, tmp_path / "cache")
 
@@ -324,7 +324,7 @@ def test_a_decompression_bomb_is_refused_without_decoding(
     height: int,
 ) -> None:
     url = serve(httpserver, "/bomb.png", png_claiming(width, height), "image/png")
-    caplog.set_level(logging.WARNING, logger="convert.pictures")
+    caplog.set_level(logging.WARNING, logger="convert.media")
     assert fetch([url], tmp_path, tmp_path / "cache") == {}
     assert [r.getMessage().startswith(f"{url}: too large") for r in caplog.records] == [True]
 
@@ -403,7 +403,7 @@ def test_pictures_beyond_the_count_are_skipped(
 ) -> None:
     body = encode(scene((20, 20)), "PNG")
     urls = [serve(httpserver, f"/{i}.png", body) for i in range(5)]
-    caplog.set_level(logging.WARNING, logger="convert.pictures")
+    caplog.set_level(logging.WARNING, logger="convert.media")
     pictures = fetch([*urls, urls[0]], tmp_path, tmp_path / "cache", PictureOptions(max_count=3))
     assert sorted(pictures) == sorted(urls[:3])
     assert requests_to(httpserver) == 3
@@ -444,7 +444,7 @@ def test_pictures_are_shrunk_to_fit_a_budget(
 ) -> None:
     before = total(large_pictures)
     budget = before // 3
-    caplog.set_level(logging.INFO, logger="convert.pictures")
+    caplog.set_level(logging.INFO, logger="convert.media")
 
     shrunk = shrink_to_budget(large_pictures, budget, PictureOptions())
 
@@ -470,13 +470,13 @@ def test_pictures_within_the_budget_are_left_alone(large_pictures: dict[str, Pic
 def test_an_impossible_budget_gives_the_smallest_attempt(
     large_pictures: dict[str, Picture], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="convert.pictures")
+    caplog.set_level(logging.INFO, logger="convert.media")
     shrunk = shrink_to_budget(large_pictures, 1000, PictureOptions())
     assert total(shrunk) < total(large_pictures) // 3
     jpeg = next(p for u, p in shrunk.items() if u.endswith("/0.jpg"))
     assert (jpeg.width, jpeg.height) == (300, 200)
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
-    assert "still over the 0.0 MB budget" in caplog.records[0].getMessage()
+    assert "still over the 0.0 MB left for them" in caplog.records[0].getMessage()
 
 
 def fetch_fitted(urls: list[str], tmp_path: Path, cache: Path, budget: int) -> dict[str, Picture]:

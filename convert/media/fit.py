@@ -104,11 +104,12 @@ def fit_remembered(
 
 
 def log_shrunk(before: int, after: int, budget_bytes: int, step: tuple[int, float]) -> None:
+    """Say how far the pictures were shrunk (a warning: they are smaller than asked for)."""
     how = f"JPEG quality {step[0]}, {step[1]:.0%} size"
     if after <= budget_bytes:
         # A warning, not info: the reader gets smaller pictures than they asked for.
         log.warning(
-            "pictures shrunk from %.1f MB to %.1f MB to fit the %.1f MB budget (%s)",
+            "pictures shrunk from %.1f MB to %.1f MB to fit the %.1f MB left for them (%s)",
             before / _MB,
             after / _MB,
             budget_bytes / _MB,
@@ -116,7 +117,8 @@ def log_shrunk(before: int, after: int, budget_bytes: int, step: tuple[int, floa
         )
     else:
         log.warning(
-            "pictures shrunk from %.1f MB to only %.1f MB, still over the %.1f MB budget (%s)",
+            "pictures shrunk from %.1f MB to only %.1f MB, still over the %.1f MB left for"
+            " them (%s)",
             before / _MB,
             after / _MB,
             budget_bytes / _MB,

@@ -205,6 +205,16 @@ class EpubOutput:
             progress("Pictures", min(len(urls), options.max_count)) if progress and urls else None
         )
         room = int(settings.budget_mb * 1_000_000) - _TEXT_ROOM
+        if room <= 0:
+            log.warning(
+                "%s: epub.budget_mb %g leaves no room for pictures beside the book's text,"
+                " styles and cover (%.0f MB kept for them): pictures are shrunk as far as"
+                " they go",
+                self.target.path,
+                settings.budget_mb,
+                _TEXT_ROOM / 1e6,
+            )
+            room = 0
         return fetch_to_budget(
             urls, self.context.downloader, self.context.picture_cache, options, room, tick=tick
         )

@@ -44,6 +44,8 @@ _CJK_NAMES = (
     "uming",
 )
 _HEADLINES = 6
+# Unicode categories that are never drawn: see `_Fonts.drawable`.
+_NOT_DRAWN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def _candidates() -> Iterator[Path]:
@@ -97,9 +99,11 @@ class _Fonts:
     def drawable(self, text: str) -> str:
         """`text` as this font can draw it: all of it with CJK, else its ASCII part.
 
-        Controls and format characters go either way: Pillow's layout fails on some.
+        Controls, format characters (bidi marks, a BOM), line and paragraph separators,
+        surrogates and private or unassigned code points go either way: none is drawn,
+        and raqm's layout fails on some (U+2029, U+0085).
         """
-        text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf"))
+        text = "".join(ch for ch in text if unicodedata.category(ch) not in _NOT_DRAWN)
         if self.cjk:
             return text
         return "".join(ch for ch in text if ch.isascii()).strip()
@@ -117,7 +121,11 @@ def _wrap(
     lines: list[str] = []
     line = ""
     for char in text:
-        if draw.textlength(line + char, font=font) > width and line:
+        try:
+            wide = draw.textlength(line + char, font=font) > width
+        except RuntimeError:  # a sequence the layout engine cannot shape: leave it out
+            continue
+        if wide and line:
             lines.append(line)
             if len(lines) == max_lines:
                 return lines
