@@ -15,6 +15,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePath
+from urllib.parse import urlsplit, urlunsplit
 
 from convert.cleaning import Cleaned
 from convert.config import FeedOutput as FeedSection
@@ -163,12 +164,21 @@ class FeedOutput:
         common = sorted(languages.items(), key=lambda pair: (-pair[1], pair[0]))
         return Channel(
             title=title,
-            link=home,
+            link=_with_path(home),
             description=own.description or title,
             language=own.language or (common[0][0] if common else ""),
             self_url=self.self_url,
             updated=max((item_date(a) for a in articles), default=None),
         )
+
+
+def _with_path(url: str) -> str:
+    """`https://host` as `https://host/`: the form validators call canonical."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    return urlunsplit(parts._replace(path="/")) if parts.netloc and not parts.path else url
 
 
 def _named_after(name: str) -> str:

@@ -48,15 +48,18 @@ class _MediaFeed(BaseExtension):  # type: ignore[misc]
 
 
 class _MediaLead(BaseEntryExtension):  # type: ignore[misc]
-    """An item's lead picture, as feedgen writes it: `<media:group><media:content>`."""
+    """An item's lead picture: one `<media:content>`, right under the item.
+
+    Not in a `<media:group>` as feedgen's extension writes it: a group is for
+    alternatives of one thing, and the W3C validator refuses a group of one.
+    """
 
     def __init__(self) -> None:
         self.url = ""
 
     def extend_atom(self, item: etree._Element) -> etree._Element:
         if self.url:
-            group = etree.SubElement(item, f"{{{MEDIA_NS}}}group")
-            etree.SubElement(group, f"{{{MEDIA_NS}}}content", url=self.url, medium="image")
+            etree.SubElement(item, f"{{{MEDIA_NS}}}content", url=self.url, medium="image")
         return item
 
     extend_rss = extend_atom
@@ -75,6 +78,9 @@ def _generator(feed: Feed, *, atom: bool = False) -> FeedGenerator:
     generator.register_extension("media", _MediaFeed, _MediaLead, atom=True, rss=True)
     generator.generator("feedx-convert", __version__)
     generator.title(channel.title)
+    if atom and not all(article.authors for article in feed.articles):
+        # Atom needs an author for every entry: the feed's, for those that name none.
+        generator.author(name=channel.title)
     generator.description(channel.description or channel.title)
     generator.id(channel.self_url or channel.link)
     if channel.self_url:
@@ -116,8 +122,11 @@ def _add_entry(generator: FeedGenerator, article: Article, *, atom: bool) -> Non
     for tag in article.tags:
         entry.category(term=tag)
     if atom:
-        # Atom carries the HTML as escaped text and the summary as a summary (plain text).
-        entry.content(article_html(article), type="html")
+        # Atom carries the HTML as escaped text and the summary as a summary (plain text);
+        # an empty content is no content (the validator warns on a blank one).
+        content = article_html(article)
+        if content.strip():
+            entry.content(content, type="html")
         entry.summary(article_summary(article))
     else:
         # RSS readers take <description> for HTML: the plain-text summary is escaped, so
