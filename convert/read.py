@@ -176,12 +176,15 @@ def read_one(
             options.cleaning.rules_for(parsed.article.source_host),
             parsed.body,
         )
-        if not ours and not _has_content(cleaned):
-            log.warning(
-                "%s: %r has no text after cleaning; kept with its title only",
-                where,
-                cleaned.article.title[:60],
-            )
+        if not _has_content(cleaned):
+            # An empty item, a page of furniture or an error page: not an article.
+            if not ours:
+                log.warning(
+                    "%s: %r has no text after cleaning; not published",
+                    where,
+                    cleaned.article.title[:60],
+                )
+            continue
         prepared = tuple(p(cleaned, downloader) if p else None for p in stage.prepares)
         items.append(Item(cleaned.article, prepared))
     if not ours:

@@ -35,7 +35,7 @@ ARTICLE = ROOT / "examples" / "nyt-putin-harbin.txt"
 RSS = "application/rss+xml"
 NOW = datetime(2024, 5, 27, tzinfo=UTC)  # a day after the example's newest item
 SELF_URL = "https://feeds.example.org/nytimes.xml"  # written into the feed, never fetched
-TITLE_ONLY = "大堡礁再现大规模白化，科学家警告珊瑚恢复窗口正在缩小"  # no text after cleaning
+TITLE_ONLY = "大堡礁再现大规模白化，科学家警告珊瑚恢复窗口正在缩小"  # no text: not published
 ETAG = '"feedx-nytimes-v1"'
 LAST_MODIFIED = "Sun, 26 May 2024 04:10:00 GMT"
 
@@ -100,10 +100,10 @@ def test_served_feed_is_republished(
     assert outcome.failed == []
     parsed = feedparser.parse(out.read_bytes())
     assert parsed.bozo == 0, parsed.get("bozo_exception")
-    # All 12 items: the one without text is kept with its title, with a warning.
-    assert len(parsed.entries) == 12
-    assert TITLE_ONLY in [entry.title for entry in parsed.entries]
-    assert f"{url}: {TITLE_ONLY[:60]!r} has no text after cleaning" in caplog.text
+    # 11 of the 12 items: the one without text is not published, with a warning.
+    assert len(parsed.entries) == 11
+    assert TITLE_ONLY not in [entry.title for entry in parsed.entries]
+    assert f"{url}: {TITLE_ONLY[:60]!r} has no text after cleaning; not published" in caplog.text
     assert "stale" not in caplog.text
     assert errors(caplog) == []
     assert parsed.feed.title == "纽约时报中文网"
@@ -151,7 +151,7 @@ def test_unchanged_feed_is_revalidated_and_taken_from_the_cache(
     assert outcome.failed == []
     assert errors(caplog) == []
     assert second.read_bytes() == first.read_bytes()
-    assert len(feedparser.parse(second.read_bytes()).entries) == 12
+    assert len(feedparser.parse(second.read_bytes()).entries) == 11
 
     assert len(seen) == 2
     assert "If-None-Match" not in seen[0]
@@ -227,7 +227,7 @@ def test_server_error_is_retried_then_the_feed_is_published(
     assert errors(caplog) == []
     assert outcome.failed == []
     assert outcome.written == [out]
-    assert len(feedparser.parse(out.read_bytes()).entries) == 12
+    assert len(feedparser.parse(out.read_bytes()).entries) == 11
     assert [response.status_code for _, response in httpserver.log] == [500, 200]
     httpserver.check_assertions()
 
@@ -398,7 +398,7 @@ def test_feed_command_fetches_over_http(
     assert main(["-c", str(cfg), "feed", url, "-o", str(out)]) == 0
     err = capsys.readouterr().err
     assert "error" not in err
-    assert len(feedparser.parse(out.read_bytes()).entries) == 12
+    assert len(feedparser.parse(out.read_bytes()).entries) == 11
 
     missing = tmp_path / "missing.xml"
     assert main(["-c", str(cfg), "feed", gone, "-o", str(missing)]) == 1

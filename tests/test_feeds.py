@@ -55,7 +55,7 @@ def items_of(data: bytes, fmt: str) -> list[dict[str, object]]:
 def test_every_example_publishes_a_clean_feed(tmp_path: Path, fmt: str) -> None:
     data = publish(tmp_path / f"feed.{fmt}", fmt)
     items = items_of(data, fmt)
-    assert len(items) == 12 + len(EXAMPLES)  # every item of the feed and every dump
+    assert len(items) == 11 + len(EXAMPLES)  # every item with text, and every dump
     for item in items:
         assert item.get("title")
         link = str(item.get("link") or item.get("url"))
@@ -102,7 +102,7 @@ def test_feed_example_reads_dates_zones_and_editions(config: Config) -> None:
     assert read.channel is not None
     assert read.channel.title == "纽约时报中文网"
     articles = read.articles
-    assert len(articles) == 12
+    assert len(articles) == 11
     first = articles[0]
     # feedx: the item's pubDate is the capture, the HTML's pudate the publication.
     assert first.published is not None and first.captured is not None
@@ -120,9 +120,9 @@ def test_a_broken_item_gets_one_warning_and_the_rest_publish(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
         "examples/feedx-nytimes.xml: '大堡礁再现大规模白化，科学家警告珊瑚恢复窗口正在缩小' "
-        "has no text after cleaning; kept with its title only"
+        "has no text after cleaning; not published"
     ]
-    assert len(items_of(data, "rss")) == 12
+    assert len(items_of(data, "rss")) == 11
 
 
 def test_copies_of_one_article_are_one_item(tmp_path: Path) -> None:
@@ -140,7 +140,7 @@ def test_merging_keeps_older_items_up_to_max_items(tmp_path: Path) -> None:
     out = tmp_path / "feed.xml"
     publish(out, "rss")  # everything
     data = publish(out, "rss", sources=["examples/nyt-putin-harbin.txt"])  # one source only
-    assert len(items_of(data, "rss")) == 12 + len(EXAMPLES)
+    assert len(items_of(data, "rss")) == 11 + len(EXAMPLES)
     small = dataclasses.replace(
         load_config(), feed=dataclasses.replace(load_config().feed, max_items=5)
     )
@@ -173,8 +173,9 @@ def test_missing_fields_get_fallbacks(tmp_path: Path, caplog: pytest.LogCaptureF
     with caplog.at_level(logging.WARNING):
         data = publish(tmp_path / "out.xml", "rss", sources=[str(source)])
     assert "item 3: no title and no content; skipped" in caplog.text
+    assert "'Only a title' has no text after cleaning; not published" in caplog.text
     items = items_of(data, "rss")
-    assert len(items) == 2
+    assert len(items) == 1
     guids = [str(i["id"]) for i in items]
     assert all(g.startswith("urn:feedx-convert:") for g in guids)
     again = publish(tmp_path / "out2.xml", "rss", sources=[str(source)])

@@ -54,11 +54,11 @@ def test_default_job_writes_every_output_and_each_passes_its_checks(
     out = workdir / "out"
     for name in ("feed.xml", "feed.atom"):
         parsed = feedparser.parse((out / name).read_bytes())
-        assert parsed.bozo == 0 and len(parsed.entries) == 19
+        assert parsed.bozo == 0 and len(parsed.entries) == 18
     items = json.loads((out / "feed.json").read_text("utf-8"))["items"]
-    assert len(items) == 19
+    assert len(items) == 18
     markdown = sorted((out / "markdown").glob("*.md"))
-    assert len(markdown) == 19
+    assert len(markdown) == 18
     renderer = MarkdownIt("commonmark").enable("table")
     for path in markdown:
         html = renderer.render(path.read_text("utf-8").split("---\n", 2)[2])
@@ -121,7 +121,7 @@ def test_one_failing_source_among_good_ones(
     # A path from the job's file is relative to that file's folder, and shown resolved.
     assert f"error: {workdir / 'examples' / 'missing-article.txt'}: no such file" in captured.err
     parsed = feedparser.parse((workdir / "out" / "feed.xml").read_bytes())
-    assert parsed.bozo == 0 and len(parsed.entries) == 13
+    assert parsed.bozo == 0 and len(parsed.entries) == 12
 
 
 def test_misspelled_key_is_named_with_its_line(
