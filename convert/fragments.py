@@ -37,7 +37,10 @@ def parse_fragment(html: str) -> HtmlElement:
     root: HtmlElement = _PARSER.makeelement("div")
     if not html.strip():
         return root
-    elements = lxml.html.fragments_fromstring(html, parser=_PARSER)
+    try:
+        elements = lxml.html.fragments_fromstring(html, parser=_PARSER)
+    except etree.ParserError:  # only markup that is no content (` <!DOCTYPE `)
+        return root
     if elements and isinstance(elements[0], str):
         root.text = elements.pop(0)
     root.extend(elements)

@@ -193,13 +193,19 @@ class Digest:
     """The stories in reading order: by day, then source, then time; each story once."""
 
 
-UNDATED = datetime(1970, 1, 1, tzinfo=UTC)
-"""The date of an article that has none, so that output stays reproducible."""
+# Sorts after every real date when newest come first.
+_NO_DATE = datetime.min.replace(tzinfo=UTC)
 
 
-def item_date(article: Article) -> datetime:
-    """The date an article is filed under: its publication, else its capture."""
-    return article.published or article.captured or UNDATED
+def item_date(article: Article) -> datetime | None:
+    """The date an article is filed under: its publication, else its capture; None."""
+    return article.published or article.captured
+
+
+def newest_first(article: Article) -> tuple[bool, datetime]:
+    """A sort key, with `reverse=True`: dated articles newest first, undated ones last."""
+    moment = article.published or article.captured
+    return (moment is not None, moment or _NO_DATE)
 
 
 # --- JSON -----------------------------------------------------------------------------

@@ -95,6 +95,12 @@ class ReadInput:
     names: tuple[str, ...] = ()
     """Further inputs it names, to be read in its place (an OPML list's feeds)."""
 
+    newest: datetime | None = None
+    """The newest date of its dated articles; None when none is dated."""
+
+    stale: bool = False
+    """A feed whose newest dated item is older than `stale_after_days`."""
+
     @property
     def articles(self) -> tuple[Article, ...]:
         """The articles alone."""
@@ -187,28 +193,33 @@ def read_one(
             continue
         prepared = tuple(p(cleaned, downloader) if p else None for p in stage.prepares)
         items.append(Item(cleaned.article, prepared))
-    if not ours:
-        _warn_if_stale(name, read.channel, items, stage)
-    return ReadInput(name, read.channel, tuple(items), read.sources)
+    dates = [moment for item in items if (moment := item_date(item.article)) is not None]
+    newest = max(dates, default=None)
+    stale = not ours and _is_stale(name, read.channel, newest, stage)
+    return ReadInput(name, read.channel, tuple(items), read.sources, newest, stale)
 
 
 def _has_content(cleaned: Cleaned) -> bool:
     return bool(cleaned.article.images) or bool(text_of(cleaned.body).strip())
 
 
-def _warn_if_stale(name: str, channel: Channel | None, items: list[Item], stage: ReadStage) -> None:
-    """Warn when a feed's newest item is older than `stale_after_days`."""
-    if channel is None or not items:
-        return
-    newest = max(item_date(item.article) for item in items)
+def _is_stale(
+    name: str, channel: Channel | None, newest: datetime | None, stage: ReadStage
+) -> bool:
+    """True, with a warning, when a feed's newest dated item is older than
+    `stale_after_days` (undated items say nothing of it)."""
+    if channel is None or newest is None:
+        return False
     age = stage.now - newest
-    if age > timedelta(days=stage.stale_after_days):
-        log.warning(
-            "%s: stale source: the newest item is %d days old (%s)",
-            name,
-            age.days,
-            newest.date().isoformat(),
-        )
+    if age <= timedelta(days=stage.stale_after_days):
+        return False
+    log.warning(
+        "%s: stale source: the newest item is %d days old (%s)",
+        name,
+        age.days,
+        newest.date().isoformat(),
+    )
+    return True
 
 
 def read_in_worker(task: tuple[str, int], stage: ReadStage) -> InputDone:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 
@@ -27,6 +28,12 @@ class SourceReport:
 
     failed: list[str] = field(default_factory=list)
     """Inputs of this source that could not be read, as named."""
+
+    newest: datetime | None = None
+    """The newest date of its dated articles; None when none is dated."""
+
+    stale: bool = False
+    """A feed of it has not had a new dated item for `feed.stale_after_days`."""
 
 
 @dataclass

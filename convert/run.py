@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from convert.errors import ConvertError
 from convert.fsutil import exclusive_lock
-from convert.model import Article, item_date
+from convert.model import Article, newest_first
 from convert.net.client import Downloader
 from convert.outputs import open_output
 from convert.outputs.base import Output, OutputContext, Progress, Taken
@@ -185,6 +185,9 @@ def _hand_on(reads: list[ReadInput], row: SourceReport, outputs: list[Output]) -
     """One source's (or input's) reads to every output, in order."""
     for read in reads:
         row.read += len(read.items)
+        row.stale = row.stale or read.stale
+        if read.newest is not None and (row.newest is None or read.newest > row.newest):
+            row.newest = read.newest
         articles = [item.article for item in read.items]
         for index, output in enumerate(outputs):
             output.take(
@@ -198,7 +201,7 @@ def _newest(reads: list[ReadInput], limit: int) -> list[ReadInput]:
     """Only the newest `limit` articles over all reads (their order kept)."""
     everything = sorted(
         (item for read in reads for item in read.items),
-        key=lambda item: item_date(item.article),
+        key=lambda item: newest_first(item.article),
         reverse=True,
     )
     kept = {id(item) for item in everything[:limit]}
@@ -262,9 +265,9 @@ def _produce(output: Output, kind: str, target: object, progress: Progress | Non
             step()
 
 
-def _read_back(name: str, stage: ReadStage, downloader: Downloader) -> list[Article]:
+def _read_back(name: str, stage: ReadStage, downloader: Downloader) -> ReadInput:
     """A file this tool wrote, read and cleaned as any input (ConvertError when it cannot be)."""
-    return list(read_one(name, stage.sources[0], stage, downloader, ours=True).articles)
+    return read_one(name, stage.sources[0], stage, downloader, ours=True)
 
 
 def read_articles(name: str, settings: Settings, *, now: datetime | None = None) -> ReadInput:

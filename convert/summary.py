@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from convert.archive import StatRow
-from convert.report import RunReport
+from convert.report import RunReport, SourceReport
 from convert.text import printable
 
 
@@ -23,6 +23,7 @@ def print_summary(report: RunReport, *, on_terminal: bool) -> None:
         [
             row.name,
             str(row.read),
+            _newest(row),
             str(row.new),
             str(row.updated),
             str(row.unchanged),
@@ -42,7 +43,7 @@ def print_summary(report: RunReport, *, on_terminal: bool) -> None:
         for out in report.outputs
     ]
     tables = [
-        ("sources", ["source", "read", "new", "updated", "unchanged", "failed"], sources),
+        ("sources", ["source", "read", "newest", "new", "updated", "unchanged", "failed"], sources),
         ("outputs", ["output", "path", "size", verb, "unchanged", "status"], outputs),
     ]
     lines: list[str] = []
@@ -105,6 +106,13 @@ def _plain(tables: list[Table], lines: list[str]) -> None:
 def _width(text: str) -> int:
     """Columns `text` takes on a terminal or in a fixed-width font: CJK takes two."""
     return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def _newest(row: SourceReport) -> str:
+    """The source's newest dated article's day, marked when the feed is stale; `-`."""
+    if row.newest is None:
+        return "-"
+    return row.newest.date().isoformat() + (" (stale)" * row.stale)
 
 
 def _size(size: int) -> str:

@@ -252,7 +252,7 @@ def test_the_summary_in_a_pipe_names_every_path_in_full(
         assert str(work / deep / f"feed-{n}.xml") in out
     assert "…" not in out
     (missing,) = [line for line in out.splitlines() if line.startswith("missing ")]
-    assert missing.split() == ["missing", "0", "0", "0", "0", "1"]  # read … failed
+    assert missing.split() == ["missing", "0", "-", "0", "0", "0", "1"]  # read … failed
 
 
 def test_a_dry_run_names_the_files_that_would_change(
@@ -356,3 +356,18 @@ def test_each_input_is_read_and_cleaned_once_for_all_outputs(
     err = capsys.readouterr().err
     assert err.count("has no text after cleaning") == 1
     assert len(json.loads((work / "out" / "articles.json").read_text("utf-8"))) == 11
+
+
+def test_a_feed_with_no_address_at_all_links_to_its_source_file(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No <link>, items without addresses, no --self-url: published, with a warning."""
+    bare = write_config(
+        work / "bare.xml",
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Bare</title>'
+        "<item><title>One</title><description>&lt;p&gt;Text.&lt;/p&gt;</description></item>"
+        "</channel></rss>",
+    )
+    assert main(["feed", str(bare), "-o", "bare-out.xml"]) == 0
+    assert f"<link>{bare.resolve().as_uri()}</link>" in (work / "bare-out.xml").read_text("utf-8")
+    assert "no home page for the feed: it links to its source file" in capsys.readouterr().err

@@ -22,7 +22,7 @@ from convert.fsutil import FileBatch, write_if_changed
 from convert.identity import Identity
 from convert.model import Article, Channel
 from convert.net.client import Downloader
-from convert.read import Prepare
+from convert.read import Prepare, ReadInput
 from convert.report import OutputReport
 from convert.text import printable
 
@@ -74,7 +74,7 @@ class OutputContext:
     archive: Path | None = None
     """The archive the run filled (a dry run's copy), or None: outputs use what they took."""
 
-    read_back: Callable[[str], list[Article]] | None = None
+    read_back: Callable[[str], ReadInput] | None = None
     """Reads a file this tool wrote (a feed merged with), cleaned as every input is."""
 
     progress: Progress | None = None

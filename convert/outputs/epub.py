@@ -23,7 +23,7 @@ from convert.errors import ConvertError
 from convert.media.intake import fetch_to_budget
 from convert.media.picture import Picture
 from convert.media.prepare import PictureOptions
-from convert.model import Article, Digest, item_date
+from convert.model import Article, Digest, item_date, newest_first
 from convert.outputs.base import Files, OutputContext, Taken
 from convert.period import Period, PeriodSpec, parse_period
 from convert.read import Prepare
@@ -169,7 +169,7 @@ class EpubOutput:
             first[story] = min(day, first.get(story, day))
         inside = [a for a in dated if period.start <= first[identity.story_key(a)] <= period.end]
         chosen = identity.one_per_story(inside, self.settings.language)
-        return sorted(chosen, key=lambda a: (item_date(a), identity.copy_key(a)))
+        return sorted(chosen, key=lambda a: (newest_first(a), identity.copy_key(a)))
 
     def _book(self, digest: Digest) -> bytes:
         """The book's bytes, its pictures fetched and fitted to the budget."""
@@ -260,7 +260,7 @@ def _digest(articles: list[Article], period: Period, settings: EpubSettings) -> 
         end=period.end,
         language=book_language,
         identifier=digest_identifier(settings.name, period.label),
-        modified=max(item_date(a) for a in ordered),
+        modified=max(moment for a in ordered if (moment := item_date(a)) is not None),
         articles=ordered,
     )
 

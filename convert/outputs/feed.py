@@ -14,6 +14,7 @@ import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from pathlib import Path, PurePath
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,11 +22,12 @@ from convert.cleaning import Cleaned
 from convert.config import FeedOutput as FeedSection
 from convert.config import FeedTarget
 from convert.errors import ConvertError
-from convert.model import Article, Channel, Feed, item_date
+from convert.model import Article, Channel, Feed, item_date, newest_first
 from convert.net.client import Downloader
 from convert.outputs.base import STDOUT, Files, OutputContext, Taken
-from convert.read import Prepare
+from convert.read import Prepare, ReadInput
 from convert.report import OutputReport
+from convert.sources import STDIN
 from convert.urls import host_of, is_web_url
 from convert.writers import feed_writer
 from convert.writers.summary import article_summary
@@ -50,7 +52,7 @@ def merge_items(
         merged[key(article)] = article
     for article in fresh:
         merged[key(article)] = article
-    ordered = sorted(merged.values(), key=lambda a: (item_date(a), a.id), reverse=True)
+    ordered = sorted(merged.values(), key=lambda a: (newest_first(a), a.id), reverse=True)
     return tuple(ordered[:max_items])
 
 
@@ -84,14 +86,15 @@ class FeedOutput:
         if not self.inputs:
             return self.report  # no source could be read: the old feed stays as it is
         path = Path(self.target.path)
-        old = self._existing_items(path)
+        existing = self._existing(path)
+        old = list(existing.articles) if existing else []
         key = self.context.identity.copy_key
         # Each article's key is worked out once (it parses the URL).
         keys = {id(article): key(article) for article in (*old, *self.fresh)}
         articles = merge_items(self.fresh, old, self.max_items, key=lambda a: keys[id(a)])
         self._say_left_out(articles, keys)
         try:
-            channel = self._channel(articles)
+            channel = self._channel(articles, existing.channel if existing else None)
         except ConvertError as error:
             self.files.fail(error)
             return self.report
@@ -102,30 +105,31 @@ class FeedOutput:
             log.info("%s %s", "wrote" if self.report.written else "up to date:", path)
         return self.report
 
-    def _existing_items(self, path: Path) -> list[Article]:
-        """The items of the feed already at `path`, to keep those the sources dropped."""
+    def _existing(self, path: Path) -> ReadInput | None:
+        """The feed already at `path`, to keep the items the sources dropped."""
         if self.target.path == STDOUT or not path.exists() or self.context.read_back is None:
-            return []
+            return None
         try:
             return self.context.read_back(str(path))
         except ConvertError as error:
             log.warning("%s; not merged with it, it will be replaced", error)
-            return []
+            return None
 
     def _say_left_out(self, articles: tuple[Article, ...], keys: dict[int, str]) -> None:
         written = {keys[id(article)] for article in articles}
         left_out = {k: a for a in self.fresh if (k := keys[id(a)]) not in written}
         if left_out:
-            newest = max(item_date(article) for article in left_out.values())
+            dates = [d for a in left_out.values() if (d := item_date(a)) is not None]
+            newest = f"the newest from {max(dates).date().isoformat()}" if dates else "all undated"
             log.warning(
-                "%s: %d items of the sources beyond max_items (%d) left out, the newest from %s",
+                "%s: %d items of the sources beyond max_items (%d) left out, %s",
                 self.target.path,
                 len(left_out),
                 self.max_items,
-                newest.date().isoformat(),
+                newest,
             )
 
-    def _channel(self, articles: tuple[Article, ...]) -> Channel:
+    def _channel(self, articles: tuple[Article, ...], before: Channel | None) -> Channel:
         """The feed's own metadata: the config's, else its one feed's, else made up."""
         target = self.target
         # The inputs that gave items (or, when none did, every input read).
@@ -140,7 +144,8 @@ class FeedOutput:
         if one_feed is not None:
             name = one_feed[0]
             title = title or own.title or _named_after(name)
-            home = home or own.link or (name if is_web_url(name) else "") or _site_of(articles)
+            # Without its own link: the items' common site, else where the feed was read.
+            home = home or own.link or _common_site(articles) or (name if is_web_url(name) else "")
         elif len(publications) == 1 and "" not in publications:
             # Articles of one publication (its article files): the feed is that publication's.
             title = title or self.fresh[0].source_name
@@ -151,6 +156,17 @@ class FeedOutput:
         mixed = single is None and not title
         title = title or MIXED_TITLE
         home = home or self.self_url
+        if not home and single is not None:
+            # A feed a reader would show is never refused: it links to where it came from.
+            name = single[0]
+            home = Path(name).resolve().as_uri() if name != STDIN and not is_web_url(name) else ""
+            if home:
+                log.warning(
+                    "%s: no home page for the feed: it links to its source file %s;"
+                    " give --self-url URL (where it is published)",
+                    self.target.path,
+                    home,
+                )
         if not home:
             reason = (
                 "a feed mixed from several sources needs its own address: give --self-url URL"
@@ -168,8 +184,18 @@ class FeedOutput:
             description=own.description or title,
             language=own.language or (common[0][0] if common else ""),
             self_url=self.self_url,
-            updated=max((item_date(a) for a in articles), default=None),
+            updated=self._updated(articles, before),
         )
+
+    def _updated(self, articles: tuple[Article, ...], before: Channel | None) -> datetime:
+        """When the feed last changed: its newest dated item; with none dated, the date
+        the feed at the path already has, else now (a feed must have one)."""
+        dates = [moment for a in articles if (moment := item_date(a)) is not None]
+        if dates:
+            return max(dates)
+        if before is not None and before.updated is not None:
+            return before.updated
+        return self.context.now
 
 
 def _with_path(url: str) -> str:
@@ -184,6 +210,12 @@ def _with_path(url: str) -> str:
 def _named_after(name: str) -> str:
     """A title for a feed of one input without one: its address, or its file's name."""
     return name if is_web_url(name) else PurePath(name).stem
+
+
+def _common_site(articles: Sequence[Article]) -> str:
+    """`https://host/` when every item with an address is on that one host, else ''."""
+    hosts = {host_of(a.url) for a in articles if a.source_host}
+    return f"https://{hosts.pop()}/" if len(hosts) == 1 else ""
 
 
 def _site_of(articles: Sequence[Article]) -> str:

@@ -79,7 +79,9 @@ def read_xml_feed(data: bytes, where: str, options: ReadOptions) -> Read:
     problem = parsed.get("bozo_exception")
     if isinstance(problem, feedparser.CharacterEncodingOverride):
         raise ConvertError(where, "the feed's declared encoding does not match its bytes")
-    if not parsed.entries and not parsed.feed.get("title"):
+    # A feed without items or title is still a feed when feedparser knows its kind
+    # (a reader shows it, empty); without even that, it is not one.
+    if not parsed.entries and not parsed.feed.get("title") and not parsed.get("version"):
         reason = f": {problem}" if problem else ""
         raise ConvertError(where, f"not a readable feed{reason}".replace("\n", " "))
     if problem:

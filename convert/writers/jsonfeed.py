@@ -23,7 +23,9 @@ def _item(article: Article) -> dict[str, Any]:
     item["summary"] = article_summary(article)
     if article.lead_image is not None and is_web_url(article.lead_image.url):
         item["image"] = article.lead_image.url
-    item["date_published"] = item_date(article).isoformat()
+    date = item_date(article)
+    if date is not None:
+        item["date_published"] = date.isoformat()
     if article.authors:
         item["authors"] = [{"name": name} for name in article.authors]
     if article.tags:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import html
+from datetime import datetime
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from convert import __version__
-from convert.model import UNDATED, Article, Feed, item_date
+from convert.model import Article, Feed, item_date
 from convert.urls import is_web_url
 from convert.writers.html import article_html
 from convert.writers.summary import article_summary
@@ -89,18 +90,23 @@ def _generator(feed: Feed, *, atom: bool = False) -> FeedGenerator:
     generator.link(href=channel.link, rel="alternate")
     if channel.language:
         generator.language(channel.language)
-    # The newest item's date, not the clock: the same input gives the same bytes.
-    newest = max((item_date(a) for a in feed.articles), default=channel.updated or UNDATED)
-    generator.lastBuildDate(newest)
-    generator.updated(newest)
+    # The channel's date (the newest item's), never the clock: the same input gives the
+    # same bytes. feedgen would put the clock where none is set.
+    dates = [moment for a in feed.articles if (moment := item_date(a)) is not None]
+    updated = channel.updated or max(dates, default=None)
+    if updated is None:
+        raise ValueError("a feed of undated items needs its channel's `updated` date")
+    generator.updated(updated)
     # Appended in the feed's order (newest first): feedgen's default, prepending, inserts
     # at the head of a list, which grows quadratic with the number of items.
     for article in feed.articles:
-        _add_entry(generator, article, atom=atom)
+        _add_entry(generator, article, updated, atom=atom)
     return generator
 
 
-def _add_entry(generator: FeedGenerator, article: Article, *, atom: bool) -> None:
+def _add_entry(
+    generator: FeedGenerator, article: Article, feed_updated: datetime, *, atom: bool
+) -> None:
     entry = generator.add_entry(order="append")
     # The guid is the Atom id too (`item_id`; its URL test is done once here).
     # One link only: feedgen's Atom writer turns a second link or an enclosure into a
@@ -112,9 +118,12 @@ def _add_entry(generator: FeedGenerator, article: Article, *, atom: bool) -> Non
         entry.guid(item_id(article), permalink=False)
     entry.title(article.title)
     date = item_date(article)
-    entry.pubDate(date)
-    entry.published(date)
-    entry.updated(date)
+    if date is not None:
+        entry.pubDate(date)
+        entry.published(date)
+    # Atom needs an `updated` for every entry: an undated item was updated no later than
+    # the feed (an RSS item just has no pubDate; no item is ever given a made-up date).
+    entry.updated(date or feed_updated)
     for name in article.authors:
         entry.author(name=name)
     if article.authors:
