@@ -19,6 +19,12 @@ from convert.urls import host_in, host_of
 # Elements that carry no content of their own once the promotion is gone.
 _SPACERS = frozenset({"br", "hr"})
 _CONTAINERS = frozenset({"section", "article", "main", "div", "p", "blockquote", "figure"})
+# Blocks a promotion may fill: the one holding a marker goes whole.
+_BLOCKS = _CONTAINERS | frozenset(
+    "aside center dl footer h1 h2 h3 h4 h5 h6 header li ol table ul".split()
+)
+# Blocks a mirror may add, one after the other (a div, then a 订阅指南 paragraph).
+_MAX_BLOCKS = 8
 
 
 def strip_feedx_promo(draft: Draft, rules: CleanRules) -> None:
@@ -31,31 +37,59 @@ def strip_feedx_promo(draft: Draft, rules: CleanRules) -> None:
     _trim_trailing_spacers(root)
 
 
+def strip_promo_from_channel(text: str, promo: Promo) -> str:
+    """A feed's title or description without what the mirror added to it (` - feedx`)."""
+    if not promo.in_channel or not text:
+        return text
+    return re.sub(promo.in_channel, "", text).strip() or text
+
+
 def _is_promo_host(href: str, promo: Promo) -> bool:
     return host_in(host_of(href), promo.hosts)
 
 
 def _cut_promo_block(root: HtmlElement, promo: Promo) -> None:
-    """Delete everything from the first promotion marker to the end of its block."""
-    hits = _marker_texts(promo.markers)(root)
-    if not hits or hits[0].getparent() is None:
-        return
-    element, slot = hits[0].getparent(), "text" if hits[0].is_text else "tail"
-    value = str(hits[0])
+    """Delete every promotion block: each from its marker to the end of its block."""
+    for _ in range(_MAX_BLOCKS):
+        hits = _marker_texts(promo.markers)(root)
+        if not hits or hits[0].getparent() is None or not _cut_one(root, hits[0], promo):
+            return
+
+
+def _cut_one(root: HtmlElement, hit: Any, promo: Promo) -> bool:
+    """Delete the promotion that starts at the text `hit`; False when nothing changed."""
+    element, slot = hit.getparent(), "text" if hit.is_text else "tail"
+    value = str(hit)
     at = min(value.find(m) for m in promo.markers if m in value)
     if slot == "text" and element is not root:
-        # `<div>获取更多RSS：<a>…</a></div>`: the block is the promotion.
-        element.drop_tree()
-        return
+        # `<div>获取更多RSS：<a>…</a></div>`, `<p><font>订阅指南</font>：…</p>`: the block
+        # holding the marker is the promotion.
+        block = element
+        while block.tag not in _BLOCKS and block.getparent() is not root:
+            block = block.getparent()
+        if block.tag in _BLOCKS:
+            following = list(block.itersiblings())
+            block.drop_tree()
+            _drop_leftovers(following, promo)
+            return True
+        # An inline element right in the body: the promotion runs to its end.
+        element.text = value[:at]
+        _drop_leftovers([*element, *element.itersiblings()], promo)
+        return True
     # `<hr/>获取更多RSS：<a>…</a>`: the promotion runs to the end of the parent.
     parent = element if slot == "text" else element.getparent()
     setattr(element, slot, value[:at])
     start = element if slot == "tail" else None
-    siblings = list(parent) if start is None else list(start.itersiblings())
-    for sibling in siblings:
-        if not _is_promo_leftover(sibling, promo):
+    _drop_leftovers(list(parent) if start is None else list(start.itersiblings()), promo)
+    return True
+
+
+def _drop_leftovers(elements: list[HtmlElement], promo: Promo) -> None:
+    """Drop the mirror's links, spacers and empty elements, up to the first real text."""
+    for element in elements:
+        if not _is_promo_leftover(element, promo):
             break
-        sibling.drop_tree()
+        element.drop_tree()
 
 
 @functools.cache
@@ -128,11 +162,14 @@ def _opening(element: HtmlElement, length: int) -> str:
 
 
 def _trim_trailing_spacers(root: HtmlElement) -> None:
-    """Remove `<br>`, `<hr>` and empty elements left at the very end of the article."""
+    """Remove `<br>`, `<hr>` and empty elements left at the very end of the article, and
+    the white space the promotion's links leave behind."""
     while len(root):
         last = root[-1]
         if (last.tail or "").strip() or not (
             last.tag in _SPACERS or (not _has_words(last) and next(last.iter("img"), None) is None)
         ):
-            return
+            break
         last.drop_tree()
+    if len(root) and root[-1].tail and not root[-1].tail.strip():
+        root[-1].tail = None
