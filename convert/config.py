@@ -47,6 +47,11 @@ def _regex(value: str) -> None:
         raise ValueError(f"bad regular expression {value!r}: {error}") from None
 
 
+def _regexes(values: tuple[str, ...]) -> None:
+    for value in values:
+        _regex(value)
+
+
 def _selectors(values: tuple[str, ...]) -> None:
     for value in values:
         try:
@@ -173,6 +178,20 @@ class Promo:
 
     leading_stamp: str = field(metadata=_check(_regex))
     """Regex of the `快讯` date stamp some mirrors put before the first paragraph."""
+
+    in_channel: str = field(default="", metadata=_check(_regex))
+    """Regex of what the mirror adds to a feed's title and description (` - feedx`)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Trackers:
+    """Pictures that only count their readers (tracking pixels): never content."""
+
+    hosts: tuple[str, ...] = ()
+    """Hosts (and their sub-domains) that serve nothing else."""
+
+    patterns: tuple[str, ...] = field(default=(), metadata=_check(_regexes))
+    """Regular expressions of tracking-pixel addresses on hosts that also serve pictures."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -406,6 +425,9 @@ class Config:
 
     tracking_parameters: tuple[str, ...]
     """Glob patterns of query parameters dropped from links (`utm_*`)."""
+
+    trackers: Trackers = field(default_factory=Trackers)
+    """Tracking pixels, dropped from every article (and any picture declared 1×1 or 0×0)."""
 
     download: Download
     """Downloader limits."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from convert.cleaning import Cleaned, CleanOptions, clean
+from convert.cleaning import Cleaned, CleanOptions, clean, clean_channel
 from convert.config import Download
 from convert.errors import ConvertError
 from convert.fragments import text_of
@@ -196,7 +196,10 @@ def read_one(
     dates = [moment for item in items if (moment := item_date(item.article)) is not None]
     newest = max(dates, default=None)
     stale = not ours and _is_stale(name, read.channel, newest, stage)
-    return ReadInput(name, read.channel, tuple(items), read.sources, newest, stale)
+    channel = read.channel
+    if channel is not None and stage.clean:
+        channel = clean_channel(channel, options.cleaning.everywhere)
+    return ReadInput(name, channel, tuple(items), read.sources, newest, stale)
 
 
 def _has_content(cleaned: Cleaned) -> bool:
