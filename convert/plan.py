@@ -89,6 +89,7 @@ def settings_of(config: Config) -> Settings:
                 image_proxies=config.image_proxies,
                 image_mirror=config.image_mirror,
                 tracking=config.tracking_parameters,
+                trackers=config.trackers,
             ),
         ),
         identity=identity,

@@ -18,6 +18,7 @@ goes through, and says what must come out:
       stderr_absent: [...]
       items: 3                     # a feed's items (feedparser, bozo 0) or a book's chapters
       article: {title: ...}        # inspect: fields of the one article, as JSON
+      image_urls: [...]            # inspect: the one article's picture addresses, in order
 """
 
 from __future__ import annotations
@@ -35,7 +36,16 @@ from convert.cli import main
 
 CASES = sorted((Path(__file__).parent / "shapes").glob("*.yaml"))
 KEYS = {"description", "file", "line_endings", "input", "command", "config", "expect"}
-EXPECT = {"exit", "contains", "absent", "stderr", "stderr_absent", "items", "article"}
+EXPECT = {
+    "exit",
+    "contains",
+    "absent",
+    "stderr",
+    "stderr_absent",
+    "items",
+    "article",
+    "image_urls",
+}
 SELF_URL = "https://example.org/feeds/shapes.xml"
 
 
@@ -131,10 +141,12 @@ def test_shape(
             parsed = feedparser.parse(output.encode("utf-8"))
             assert parsed.bozo == 0, parsed.get("bozo_exception")
             assert len(parsed.entries) == expect["items"]
-    if "article" in expect:
+    if "article" in expect or "image_urls" in expect:
         article = json.loads(output)
-        for key, value in expect["article"].items():
+        for key, value in expect.get("article", {}).items():
             assert article[key] == value, key
+        if "image_urls" in expect:
+            assert [image["url"] for image in article["images"]] == expect["image_urls"]
 
 
 def test_every_command_has_a_case() -> None:

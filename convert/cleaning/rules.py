@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from convert.config import ImageProxy, Promo, SiteRules
+from convert.config import ImageProxy, Promo, SiteRules, Trackers
 from convert.sites import Sites
 
 
@@ -24,6 +24,9 @@ class CleanRules:
 
     tracking: tuple[str, ...]
     """Glob patterns of query parameters dropped from every link."""
+
+    trackers: Trackers = field(default_factory=Trackers)
+    """Tracking pixels, dropped with every picture declared 1×1 or 0×0."""
 
     site: SiteRules = field(default_factory=SiteRules)
     """The rules of the article's site (empty rules for an unknown site)."""

@@ -63,6 +63,7 @@ def article_from_html(
     if flattened:
         log.warning("%s: nesting deeper than %d levels flattened (no text lost)", where, MAX_DEPTH)
 
+    _resolve_lazy_images(root)
     authors = _take_authors(root)
     published = _take_published(root, site.zone, where)
     lead_image = _take_lead_figure(root)
@@ -145,6 +146,83 @@ def _take_published(root: HtmlElement, zone: tzinfo, where: str) -> datetime | N
 
 
 # --- pictures -------------------------------------------------------------------------
+
+# Where lazy-loading pages keep a picture's real address while `src` holds a placeholder.
+_LAZY_SOURCES = (
+    "data-src",
+    "data-original",
+    "data-lazy-src",
+    "data-actualsrc",
+    "data-hi-res-src",
+    "data-url",
+)
+_LAZY_SRCSETS = ("data-srcset", "srcset")
+# A `src` that is only there until the real picture is loaded.
+_PLACEHOLDER = re.compile(
+    r"^\s*(data:|about:|$)"
+    r"|(^|/)(blank|spacer|lazy|lazyload|loading|placeholder|transparent|pixel|grey|gray|1x1)"
+    r"\.(gif|png|svg|jpe?g|webp)(\?.*)?$",
+    re.I,
+)
+
+
+def _resolve_lazy_images(root: HtmlElement) -> None:
+    """Every lazy picture at its real address, once; placeholders and copies gone.
+
+    A lazy `<img>` keeps its address in `data-src` (or `data-original`, …) or in a
+    srcset, its largest candidate taken; its `<noscript>` copy (for pages without
+    scripts) gives the address when nothing else does, and goes either way. An `<img>`
+    with only a placeholder left is no picture.
+    """
+    for noscript in list(root.iter("noscript")):
+        copy = next(noscript.iter("img"), None)
+        before = noscript.getprevious()
+        lazy = before if before is not None and before.tag == "img" else None
+        if copy is not None and lazy is not None and not _real_source(lazy):
+            lazy.set("data-src", (copy.get("src") or "").strip())
+        noscript.drop_tree()
+    for img in list(root.iter("img")):
+        real = _real_source(img)
+        if real:
+            img.set("src", real)
+        elif _PLACEHOLDER.search(img.get("src") or ""):
+            # No picture: what it stood for stays as text.
+            img.tail = (img.get("alt") or "") + (img.tail or "")
+            img.drop_tree()
+            continue
+        for name in (*_LAZY_SOURCES, *_LAZY_SRCSETS):
+            img.attrib.pop(name, None)
+
+
+def _real_source(img: HtmlElement) -> str:
+    """The address a lazy `<img>` loads, or '' when its `src` is the picture itself."""
+    for name in _LAZY_SOURCES:
+        value = (img.get(name) or "").strip()
+        if value and not _PLACEHOLDER.search(value):
+            return value
+    if not _PLACEHOLDER.search(img.get("src") or ""):
+        return ""
+    for name in _LAZY_SRCSETS:
+        largest = _largest_candidate(img.get(name) or "")
+        if largest:
+            return largest
+    return ""
+
+
+_CANDIDATE = re.compile(r"^\s*(\S+?)(?:\s+(\d+(?:\.\d+)?)[wx])?\s*$")
+
+
+def _largest_candidate(srcset: str) -> str:
+    """The address of a srcset's widest (or densest) candidate."""
+    best, best_size = "", -1.0
+    for candidate in srcset.split(","):
+        match = _CANDIDATE.match(candidate)
+        if match is None or _PLACEHOLDER.search(match.group(1)):
+            continue
+        size = float(match.group(2) or 1)
+        if size > best_size:
+            best, best_size = match.group(1), size
+    return best
 
 
 def _int_attribute(element: HtmlElement, name: str) -> int | None:

@@ -40,6 +40,8 @@ MAX_ITEMS = 1_000
 MAX_TAGS = 100_000
 """Tags outside CDATA in one XML feed: feedparser takes about 40 µs for each."""
 _CDATA = re.compile(r"<!\[CDATA\[.*?(?:\]\]>|\Z)", re.S)
+# The element that holds a feed's own metadata: RSS's and RDF's channel, Atom's feed.
+_CHANNEL = re.compile(r"<(?:\w+:)?(?:channel|feed)[\s/>]", re.I)
 
 
 def looks_like_xml_feed(head: str) -> bool:
@@ -79,9 +81,10 @@ def read_xml_feed(data: bytes, where: str, options: ReadOptions) -> Read:
     problem = parsed.get("bozo_exception")
     if isinstance(problem, feedparser.CharacterEncodingOverride):
         raise ConvertError(where, "the feed's declared encoding does not match its bytes")
-    # A feed without items or title is still a feed when feedparser knows its kind
-    # (a reader shows it, empty); without even that, it is not one.
-    if not parsed.entries and not parsed.feed.get("title") and not parsed.get("version"):
+    # A feed without items or title is still a feed when feedparser knows its kind and
+    # it has its channel (a reader shows it, empty); without that, it is not one.
+    empty = not parsed.entries and not parsed.feed.get("title")
+    if empty and not (parsed.get("version") and _CHANNEL.search(text)):
         reason = f": {problem}" if problem else ""
         raise ConvertError(where, f"not a readable feed{reason}".replace("\n", " "))
     if problem:
