@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from convert.model import Article
-from convert.urls import host_in, is_tracking_parameter, stable_id
+from convert.urls import host_in, is_tracking_parameter, is_web_url, stable_id
 
 # Path segments that name an edition of a story, not a story: NYT's
 # /.../slug/zh-hant/ and /.../slug/dual/ are the same story as /.../slug/.
@@ -126,6 +126,13 @@ class Identity:
             if story not in best or rank > best[story][0]:
                 best[story] = (rank, article)
         return [article for _rank, article in best.values()]
+
+
+def item_id(article: Article) -> str:
+    """The item's permanent id in a feed: its guid, else its URL, else a URN of its id."""
+    if article.guid:
+        return article.guid
+    return article.url if is_web_url(article.url) else f"urn:feedx-convert:{article.id}"
 
 
 def text_id(text: str) -> str:

@@ -129,6 +129,10 @@ class Article:
     tags: tuple[str, ...] = ()
     """Subjects or sections, as given by the source."""
 
+    guid: str = ""
+    """The item's permanent id in the feed it was read from (RSS guid, Atom id, JSON Feed
+    id) when that is a URI; kept when the item is published again (see `item_id`)."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Channel:

@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import feedparser
 import pytest
 from goldens import ROOT
 from PIL import Image
@@ -371,3 +372,58 @@ def test_a_feed_with_no_address_at_all_links_to_its_source_file(
     assert main(["feed", str(bare), "-o", "bare-out.xml"]) == 0
     assert f"<link>{bare.resolve().as_uri()}</link>" in (work / "bare-out.xml").read_text("utf-8")
     assert "no home page for the feed: it links to its source file" in capsys.readouterr().err
+
+
+# Enough Simplified text to tell the language by (Traditional editions say it in their URL).
+FILLER = "这是一段足够长的中文正文，我们用来检测这篇文章的语言与文字是不是简体。"
+
+
+def rss(items: list[tuple[str, str, str]]) -> str:
+    """An RSS feed of (link, title, pubDate) items."""
+    body = "".join(
+        f"<item><title>{title}</title><link>{link}</link><guid>{link}</guid>"
+        f"<pubDate>{date}</pubDate><description>&lt;p&gt;{title}。{FILLER}&lt;/p&gt;</description>"
+        "</item>"
+        for link, title, date in items
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>源</title>'
+        f"<link>https://cn.nytimes.com/</link><description>d</description>{body}</channel></rss>"
+    )
+
+
+def test_a_published_story_keeps_its_guid_and_its_copies_and_editions_are_one_item(
+    work: Path,
+) -> None:
+    story = "https://cn.nytimes.com/world/20240520/one-story/"
+    first = write_config(
+        work / "first.xml", rss([(story, "简体", "Mon, 20 May 2024 09:00:00 +0800")])
+    )
+    argv = ["-o", "out.xml", "--self-url", SELF_URL]
+    assert main(["feed", str(first), *argv]) == 0
+    again = write_config(
+        work / "again.xml",
+        rss(
+            [
+                # The same article from a tracking http copy, captured later…
+                (
+                    "http://cn.nytimes.com/world/20240520/one-story?utm_source=feedx",
+                    "简体（新）",
+                    "Mon, 20 May 2024 10:00:00 +0800",
+                ),
+                # … and its other editions, and one article on two feedx mirrors.
+                (f"{story}zh-hant/", "繁體", "Mon, 20 May 2024 09:05:00 +0800"),
+                (f"{story}dual/", "双语", "Mon, 20 May 2024 09:06:00 +0800"),
+                ("https://feedx.net/nytimes/7.html", "镜像甲", "Mon, 20 May 2024 08:00:00 +0800"),
+                ("https://feedx.run/nytimes/7.html", "镜像乙", "Mon, 20 May 2024 08:00:00 +0800"),
+            ]
+        ),
+    )
+    assert main(["feed", str(again), *argv]) == 0
+    parsed = feedparser.parse((work / "out.xml").read_bytes())
+    assert parsed.bozo == 0
+    ids = {entry.id: entry.title for entry in parsed.entries}
+    assert len(ids) == 2  # the story once, the mirrored article once
+    assert ids[story] == "简体（新）"  # the newest Simplified copy, under its first guid
+    (mirror,) = [i for i in ids if "feedx" in i]
+    assert ids[mirror] in ("镜像甲", "镜像乙")

@@ -100,6 +100,7 @@ def sanitize_body(draft: Draft, rules: CleanRules) -> None:
     draft.article = dataclasses.replace(
         article,
         url=drop_tracking(article.url, tracking),
+        guid=_clean_guid(article.guid, tracking),
         title=plain_text(article.title),
         summary=plain_text(article.summary),
         authors=tuple(a for a in (plain_text(a) for a in article.authors) if a),
@@ -110,3 +111,10 @@ def sanitize_body(draft: Draft, rules: CleanRules) -> None:
         links=tuple(k for k in (clean_link(k) for k in article.links) if k is not None),
         tags=tuple(t for t in (plain_text(t) for t in article.tags) if t),
     )
+
+
+def _clean_guid(guid: str, tracking: tuple[str, ...]) -> str:
+    """A feed's guid as it may be published again: a web address without its tracking
+    parameters, any other URI as it is (never controls or white space)."""
+    guid = escape_url_characters(guid)
+    return drop_tracking(guid, tracking) if is_web_url(guid) else guid

@@ -22,6 +22,7 @@ from convert.cleaning import Cleaned
 from convert.config import FeedOutput as FeedSection
 from convert.config import FeedTarget
 from convert.errors import ConvertError
+from convert.identity import Identity, edition_rank, item_id
 from convert.model import Article, Channel, Feed, item_date, newest_first
 from convert.net.client import Downloader
 from convert.outputs.base import STDOUT, Files, OutputContext, Taken
@@ -88,11 +89,16 @@ class FeedOutput:
         path = Path(self.target.path)
         existing = self._existing(path)
         old = list(existing.articles) if existing else []
-        key = self.context.identity.copy_key
-        # Each article's key is worked out once (it parses the URL).
-        keys = {id(article): key(article) for article in (*old, *self.fresh)}
-        articles = merge_items(self.fresh, old, self.max_items, key=lambda a: keys[id(a)])
+        identity = self.context.identity
+        # An item per story (its copies and editions are one, as in the archive); each
+        # article's key is worked out once (it parses the URL).
+        keys = {id(article): identity.story_key(article) for article in (*old, *self.fresh)}
+        fresh = _one_edition_each(self.fresh, keys, identity)
+        articles = merge_items(fresh, old, self.max_items, key=lambda a: keys[id(a)])
         self._say_left_out(articles, keys)
+        # What a story was published as stays its id, whichever copy or edition is new.
+        published = {keys[id(article)]: item_id(article) for article in old}
+        articles = tuple(_as_published(a, published.get(keys[id(a)])) for a in articles)
         try:
             channel = self._channel(articles, existing.channel if existing else None)
         except ConvertError as error:
@@ -210,6 +216,29 @@ def _with_path(url: str) -> str:
 def _named_after(name: str) -> str:
     """A title for a feed of one input without one: its address, or its file's name."""
     return name if is_web_url(name) else PurePath(name).stem
+
+
+def _one_edition_each(
+    articles: Sequence[Article], keys: dict[int, str], identity: Identity
+) -> list[Article]:
+    """One article per story: the edition a reader of no particular script gets
+    (`identity.edition_rank`); of two copies of one article, the later read."""
+    best: dict[str, tuple[tuple[bool, bool, datetime, str], Article]] = {}
+    for article in articles:
+        rank = edition_rank(
+            article.language, item_date(article), identity.copy_key(article), wanted=""
+        )
+        story = keys[id(article)]
+        if story not in best or rank >= best[story][0]:
+            best[story] = (rank, article)
+    return [article for _rank, article in best.values()]
+
+
+def _as_published(article: Article, guid: str | None) -> Article:
+    """`article` under the id its story already has in the feed, if it has one."""
+    if guid is None or item_id(article) == guid:
+        return article
+    return dataclasses.replace(article, guid=guid)
 
 
 def _common_site(articles: Sequence[Article]) -> str:

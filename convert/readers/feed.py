@@ -109,6 +109,7 @@ def read_xml_feed(data: bytes, where: str, options: ReadOptions) -> Read:
             where=f"{where} item {number}",
             title=_plain(entry.get("title", ""), entry.get("title_detail")),
             url=_web_url(entry.get("link", "")) or _permalink_guid(entry),
+            guid=_guid(str(entry.get("id", ""))),
             html=html or "",
             summary=plain_text(text_of(parse_fragment(summary))) if summary else "",
             date=feed_date(
@@ -152,6 +153,7 @@ def read_json_feed(data: bytes, where: str, options: ReadOptions) -> Read:
             where=f"{where} item {number}",
             title=plain_text(str(item.get("title", ""))),
             url=_web_url(str(item.get("url", ""))),
+            guid=_guid(str(item.get("id", ""))),
             html=str(html or ""),
             summary=plain_text(str(item.get("summary", ""))),
             date=feed_date(
@@ -189,6 +191,7 @@ def _article(
     author: str,
     tags: tuple[str, ...],
     options: ReadOptions,
+    guid: str = "",
 ) -> Parsed | None:
     """One item as an Article; None (with a warning) when it has neither title nor text."""
     if not title and not plain_text(text_of(parse_fragment(html))):
@@ -212,7 +215,7 @@ def _article(
         return None
     article = parsed.article
     zone = options.sites.publication(article.source_host).zone
-    changes: dict[str, Any] = {"tags": tags, "summary": summary}
+    changes: dict[str, Any] = {"tags": tags, "summary": summary, "guid": guid}
     if article.published is None and date is not None:
         changes["published"] = date.astimezone(zone)
     if not article.authors and author:
@@ -231,6 +234,16 @@ def _plain(value: str, detail: Any) -> str:
 def _web_url(url: str) -> str:
     url = escape_url_characters(url)
     return url if is_web_url(url) else ""
+
+
+# A URI: a scheme, then anything (an Atom id must be one; other guids are not kept).
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+
+
+def _guid(value: str) -> str:
+    """An entry's id, when it is a URI that may stand as a guid and an Atom id."""
+    value = value.strip()
+    return value if _URI.match(value) and len(value) <= 2048 else ""
 
 
 def _permalink_guid(entry: Any) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from convert.identity import item_id
 from convert.model import Article, Feed, item_date
 from convert.urls import is_web_url
 from convert.writers.html import article_html
-from convert.writers.rss import item_id
 from convert.writers.summary import article_summary
 
 VERSION = "https://jsonfeed.org/version/1.1"

@@ -10,6 +10,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from convert import __version__
+from convert.identity import item_id
 from convert.model import Article, Feed, item_date
 from convert.urls import is_web_url
 from convert.writers.html import article_html
@@ -66,11 +67,6 @@ class _MediaLead(BaseEntryExtension):  # type: ignore[misc]
     extend_rss = extend_atom
 
 
-def item_id(article: Article) -> str:
-    """The item's permanent identifier: its URL, else a URN of its content hash."""
-    return article.url if is_web_url(article.url) else f"urn:feedx-convert:{article.id}"
-
-
 def _generator(feed: Feed, *, atom: bool = False) -> FeedGenerator:
     """The feed in feedgen's terms; entries shaped for Atom when `atom`, else for RSS."""
     channel = feed.channel
@@ -108,14 +104,13 @@ def _add_entry(
     generator: FeedGenerator, article: Article, feed_updated: datetime, *, atom: bool
 ) -> None:
     entry = generator.add_entry(order="append")
-    # The guid is the Atom id too (`item_id`; its URL test is done once here).
+    # The guid is the Atom id too (`item_id`): once published, it never changes.
     # One link only: feedgen's Atom writer turns a second link or an enclosure into a
     # duplicate alternate link (feedgen issues 135 and 143).
+    guid = item_id(article)
     if is_web_url(article.url):
         entry.link(href=article.url, rel="alternate")
-        entry.guid(article.url, permalink=True)
-    else:
-        entry.guid(item_id(article), permalink=False)
+    entry.guid(guid, permalink=is_web_url(guid))
     entry.title(article.title)
     date = item_date(article)
     if date is not None:
