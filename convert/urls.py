@@ -34,6 +34,17 @@ _PLAIN_ABSOLUTE = re.compile(
 )
 
 
+def is_relative_reference(url: str) -> bool:
+    """True for an address relative to its page (`pic.png`, `../a.html`, `/about`, `#top`):
+    no scheme, not empty, no backslash (which browsers read as a slash)."""
+    if not url or "\\" in url:
+        return False
+    try:
+        return not urlsplit(url).scheme
+    except ValueError:
+        return False
+
+
 def absolute_url(base: str, url: str) -> str:
     """`urljoin(base, url)`, without parsing the many URLs that are absolute already."""
     if _PLAIN_ABSOLUTE.fullmatch(url):

@@ -10,7 +10,7 @@ from convert.cleaning.draft import Draft
 from convert.cleaning.rules import CleanRules
 from convert.model import Image, Link
 from convert.text import escape_url_characters, plain_text, remove_invalid_xml
-from convert.urls import absolute_url, drop_tracking, is_web_url
+from convert.urls import absolute_url, drop_tracking, is_relative_reference, is_web_url
 
 # Structure and emphasis that articles use; everything else is unwrapped to its text.
 ALLOWED_TAGS = frozenset(
@@ -58,7 +58,8 @@ def sanitize_body(draft: Draft, rules: CleanRules) -> None:
         if tag == "a" and value[:7].lower() == "mailto:":
             return value
         if not is_web_url(value):
-            return None
+            # With no address to resolve it against, a relative one is kept as written.
+            return value if not base and is_relative_reference(value) else None
         return drop_tracking(value, tracking)
 
     body = nh3.clean(

@@ -13,7 +13,7 @@ from convert.readers.feed import (
     read_xml_feed,
 )
 from convert.readers.feedx import looks_like_feedx, read_feedx
-from convert.readers.html import looks_like_html, read_html
+from convert.readers.html import HTML_ENDINGS, looks_like_html, read_html
 from convert.readers.opml import looks_like_opml, read_opml
 from convert.readers.options import ReadOptions
 from convert.readers.result import Parsed, Read
@@ -44,11 +44,13 @@ def reader_named(name: str) -> Reader:
 
 
 def sniff_reader(data: bytes, where: str) -> Reader:
-    """The reader whose format the content has."""
+    """The reader whose format the content has, else the one its name's ending says."""
     head = head_text(data)
     for reader, recognizes in READERS.values():
         if recognizes(head):
             return reader
+    if where.lower().endswith(HTML_ENDINGS):
+        return read_html
     raise ConvertError(
         where,
         "not a feedx article, feed, OPML list or HTML page "

@@ -62,16 +62,18 @@ _LOOSE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%
 def local_time(
     raw: str, zone: tzinfo, where: str, what: str = "publication time"
 ) -> datetime | None:
-    """An article's own time (`pudate`, `datetime`, a meta tag), shown in `zone`.
+    """An article's own time (`pudate`, `datetime`, a meta tag).
 
-    A naive time is taken to be in `zone`; an explicit offset is kept as an instant.
-    `what` names the field in the warning.
+    A naive time is taken to be in `zone` (the site's); a time with an offset is the
+    source's own and keeps it (`-04:00` stays `-04:00`). `what` names the field in
+    the warning.
     """
     stamp = _iso_or_loose(raw.strip())
     if stamp is None:
         log.warning("%s: %s %r is not a usable date; ignored", where, what, raw[:40])
         return None
-    stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=zone)
+    naive = stamp.tzinfo is None
+    stamp = stamp.replace(tzinfo=zone) if naive else stamp
     if not usable_date(stamp):
         log.warning(
             "%s: %s %r is not between %d and %d; ignored",
@@ -82,7 +84,7 @@ def local_time(
             LAST_YEAR,
         )
         return None
-    return stamp.astimezone(zone)
+    return stamp.astimezone(zone) if naive else stamp
 
 
 def _iso_or_loose(raw: str) -> datetime | None:

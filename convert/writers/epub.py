@@ -36,6 +36,7 @@ from convert.media.picture import Picture
 from convert.model import Article, Digest, Image
 from convert.resources import resource_path
 from convert.text import remove_invalid_xml
+from convert.urls import is_web_url
 from convert.workers import can_fork, worker_pool
 from convert.writers.cover import render_cover
 from convert.writers.templates import templates
@@ -136,11 +137,17 @@ def _figure_html(image: Image, pictures: Mapping[str, Picture], labels: dict[str
 def _localize_pictures(
     root: Any, pictures: Mapping[str, Picture], labels: dict[str, str], local: frozenset[str]
 ) -> None:
-    """Pictures under `root` pointed into the book; a missing one becomes a link.
+    """Pictures under `root` pointed into the book; a missing one becomes a link, and
+    links and pictures the book cannot hold (relative to a page it has not) go, their
+    words kept.
 
     `local` are the `src` of the book's own pictures (`images/<name>`, as the lead
     figure has them already); every other `src` is a URL the article names.
     """
+    for anchor in list(root.iter("a")):
+        href = anchor.get("href") or ""
+        if not (is_web_url(href) or href.startswith(("mailto:", "#"))):
+            _unwrap(anchor)
     for img in list(root.iter("img")):
         url = img.get("src") or ""
         if url in local:
@@ -149,10 +156,38 @@ def _localize_pictures(
         if picture is not None:
             img.set("src", f"images/{picture.name}")
             continue
+        if not is_web_url(url):
+            img.tail = (img.get("alt") or "") + (img.tail or "")
+            _unwrap(img)
+            continue
         link = img.makeelement("a", {"href": url, "class": "missing-picture"})
         link.text = labels["picture"]
         link.tail = img.tail
         img.getparent().replace(img, link)
+
+
+def _unwrap(element: Any) -> None:
+    """Take `element` out of the tree, its text, children and tail staying in place."""
+    parent = element.getparent()
+    previous = element.getprevious()
+    text = element.text or ""
+    if previous is not None:
+        previous.tail = (previous.tail or "") + text
+    else:
+        parent.text = (parent.text or "") + text
+    at = parent.index(element)
+    children = list(element)
+    for offset, child in enumerate(children):
+        parent.insert(at + offset, child)
+    tail = element.tail or ""
+    if children:
+        last = children[-1]
+        last.tail = (last.tail or "") + tail
+    elif previous is not None:
+        previous.tail = (previous.tail or "") + tail
+    else:
+        parent.text = (parent.text or "") + tail
+    parent.remove(element)
 
 
 @dataclass(frozen=True, slots=True)

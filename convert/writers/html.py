@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import re
 
 import jinja2
 
+from convert.fragments import inner_html, parse_fragment
 from convert.model import Article
+from convert.urls import is_web_url
 from convert.writers.templates import templates
 
 
@@ -17,5 +21,29 @@ def _item_template() -> jinja2.Template:
 
 
 def article_html(article: Article) -> str:
-    """The article's full HTML: lead figure with caption and credit, body, credits."""
+    """The article's full HTML: lead figure with caption and credit, body, credits.
+
+    A feed item stands apart from any page: an address relative to one (kept in the
+    body of an article read without an address of its own) points nowhere there, so
+    such links lose their target and such pictures leave their words.
+    """
+    if not is_web_url(article.url) and _RELATIVE.search(article.body):
+        article = dataclasses.replace(article, body=_web_addresses_only(article.body))
     return _item_template().render(article=article)
+
+
+# An href or src that is not a web address (the sanitizer left only those and relative ones).
+_RELATIVE = re.compile(r"""\b(?:href|src)="(?!https?://|mailto:|#)""", re.I)
+
+
+def _web_addresses_only(body: str) -> str:
+    root = parse_fragment(body)
+    for anchor in list(root.iter("a")):
+        href = anchor.get("href") or ""
+        if not (is_web_url(href) or href.startswith(("mailto:", "#"))):
+            anchor.drop_tag()
+    for img in list(root.iter("img")):
+        if not is_web_url(img.get("src") or ""):
+            img.tail = (img.get("alt") or "") + (img.tail or "")
+            img.drop_tree()
+    return inner_html(root)

@@ -61,8 +61,9 @@ def _is_safe_target(url: str, *, link: bool) -> bool:
         return bool(parts.netloc)
     if link and scheme == "mailto":
         return True
-    # A relative path is only ever ours (downloaded pictures in assets/).
-    return not scheme and not parts.netloc and not url.startswith(("/", "\\"))
+    # A relative address: a page's own, kept as written when there was nothing to resolve
+    # it against, or ours (downloaded pictures in assets/). Never with a backslash.
+    return not scheme and not parts.netloc and "\\" not in url
 
 
 def _escape_label(text: str) -> str:
