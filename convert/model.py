@@ -32,6 +32,10 @@ class Image:
     credit: str = ""
     """Who made or owns the picture (the `<cite>` of a figure), plain text."""
 
+    alt: str = ""
+    """What the picture shows, for who cannot see it (its `alt` text), plain text; the
+    caption stands in for it when empty."""
+
     width: int | None = None
     """Width in pixels when the source states it."""
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from lxml.html import HtmlElement
+
 from convert.cleaning import Cleaned, CleanOptions, clean, clean_channel
 from convert.config import Download
 from convert.errors import ConvertError
@@ -24,6 +26,8 @@ from convert.model import Article, Channel, item_date
 from convert.net.client import Downloader
 from convert.readers import ReadOptions, sniff_reader
 from convert.sources import display_name, read_bytes
+from convert.text import has_text
+from convert.urls import is_web_url
 
 log = logging.getLogger(__name__)
 
@@ -177,13 +181,20 @@ def read_one(
         if not stage.clean:
             items.append(Item(parsed.article, (None,) * len(stage.prepares)))
             continue
+        arrived_with_content = _has_content(parsed.article, parsed.body)
         cleaned = clean(
             parsed.article,
             options.cleaning.rules_for(parsed.article.source_host),
             parsed.body,
         )
-        if not _has_content(cleaned):
-            # An empty item, a page of furniture or an error page: not an article.
+        if (
+            not _has_content(cleaned.article, cleaned.body)
+            and not parsed.only_its_title
+            and (arrived_with_content or not is_web_url(cleaned.article.url))
+        ):
+            # All it had was a promo or furniture, or it is a title leading nowhere: not
+            # an article. A title with a link (a link blog's item) is kept as it came, and
+            # so is a page that is one heading.
             if not ours:
                 log.warning(
                     "%s: %r has no text after cleaning; not published",
@@ -202,8 +213,14 @@ def read_one(
     return ReadInput(name, channel, tuple(items), read.sources, newest, stale)
 
 
-def _has_content(cleaned: Cleaned) -> bool:
-    return bool(cleaned.article.images) or bool(text_of(cleaned.body).strip())
+def _has_content(article: Article, body: HtmlElement) -> bool:
+    """Text, or a picture: one in the model, or a relative one left in the body of a page
+    that has no address to resolve it against."""
+    return (
+        bool(article.images)
+        or has_text(text_of(body))
+        or any(img.get("src") for img in body.iter("img"))
+    )
 
 
 def _is_stale(

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import codecs
 import glob
+import logging
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from convert.errors import ConvertError
 from convert.net.client import Downloader
+from convert.readers import is_input
 from convert.urls import is_web_url
+
+log = logging.getLogger(__name__)
 
 STDIN = "-"
 """The input name of standard input."""
@@ -32,13 +37,32 @@ def expand_source(spec: str) -> list[str]:
         return [spec]
     path = Path(spec)
     if path.is_dir():
-        return sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        return _inputs_among(str(path), path.iterdir())
     if glob.has_magic(spec) and not path.exists():
-        matches = sorted(p for p in glob.glob(spec) if Path(p).is_file())
-        if not matches:
+        matches = [Path(p) for p in glob.glob(spec)]
+        if not any(p.is_file() for p in matches):
             raise ConvertError(spec, "matches no file")
-        return matches
+        return _inputs_among(spec, matches)
     return [spec]
+
+
+def _inputs_among(spec: str, paths: Iterable[Path]) -> list[str]:
+    # A folder or a glob holds what its owner put there (a README, a picture): only the
+    # files a reader takes are inputs; the rest are named once and left alone. A file
+    # named on its own is read whatever it is, so it fails loudly.
+    inputs: list[str] = []
+    others: list[str] = []
+    for path in sorted(p for p in paths if p.is_file() and not p.name.startswith(".")):
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(8192)
+        except OSError:
+            head = b""  # read again later, and its error reported there
+        (inputs if not head or is_input(head, str(path)) else others).append(str(path))
+    if others:
+        names = ", ".join(Path(p).name for p in others[:5]) + (" …" if len(others) > 5 else "")
+        log.info("%s: %d files that are no input left alone (%s)", spec, len(others), names)
+    return inputs
 
 
 def read_bytes(name: str, max_bytes: int, downloader: Downloader | None = None) -> bytes:

@@ -94,6 +94,27 @@ def test_folder_output_for_all_examples(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file is left behind
 
 
+def test_a_folder_is_its_inputs_and_a_readme_beside_them_is_left_alone(tmp_path: Path) -> None:
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    shutil.copy(SEED, folder / "putin.txt")
+    readme = folder / "README.md"
+    # Markdown that mentions tags in passing is documentation, not an HTML page.
+    readme.write_text("# Saved\n\nDumps whose body starts with `<h2>` or `<p>`.\n", "utf-8")
+    (folder / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(64))
+    out = tmp_path / "out"
+    done = run("-v", "markdown", str(folder), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert [p.suffix for p in out.iterdir()] == [".md"]  # the one dump, converted
+    assert "2 files that are no input left alone (README.md, photo.jpg)" in done.stderr
+    matched = run("-v", "markdown", str(folder / "*"), "-o", str(tmp_path / "globbed"))
+    assert matched.returncode == 0, matched.stderr  # a glob we expand is taken the same way
+    assert [p.suffix for p in (tmp_path / "globbed").iterdir()] == [".md"]
+    named = run("markdown", str(readme))  # named on its own, it is refused loudly
+    assert named.returncode == 1
+    assert f"{readme}: not a feedx article" in named.stderr
+
+
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["markdown", str(SEED), str(SEED)]) == 2
     assert "several inputs need -o" in capsys.readouterr().err

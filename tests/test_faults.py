@@ -103,7 +103,12 @@ WRITERS = {
             False,
             40_000,
         ),
-        Writer("ingest", ("ingest", "examples/*", "--archive", ARCHIVE), True, 40_000),
+        Writer(
+            "ingest",
+            ("ingest", "examples/*.txt", "examples/*.xml", "--archive", ARCHIVE),
+            True,
+            40_000,
+        ),
         # The shipped job; one process, so that a kill leaves no worker behind.
         Writer("run", ("run", "--archive", ARCHIVE, "-j", "1"), True, 40_000),
     )
@@ -352,7 +357,7 @@ def transactions(writer: Writer, work: Path, new_rows: dict[str, str]) -> list[s
         return {identity.copy_key(a) for a in articles} & set(new_rows)
 
     if writer.name == "ingest":  # one per input
-        return [keys(source) for source in expand(("examples/*",), work)]
+        return [keys(source) for source in expand(("examples/*.txt", "examples/*.xml"), work)]
     # the job: one per configured source
     txt = set().union(*(keys(s) for s in expand(("examples/*.txt",), work)))
     return [txt, keys("examples/feedx-nytimes.xml")]

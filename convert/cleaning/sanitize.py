@@ -81,9 +81,10 @@ def sanitize_body(draft: Draft, rules: CleanRules) -> None:
             return None
         url = escape_url_characters(drop_tracking(image.url, tracking))
         caption, credit = plain_text(image.caption), plain_text(image.credit)
-        if (url, caption, credit) == (image.url, image.caption, image.credit):
+        alt = plain_text(image.alt)
+        if (url, caption, credit, alt) == (image.url, image.caption, image.credit, image.alt):
             return image  # most are clean already: no copy
-        return dataclasses.replace(image, url=url, caption=caption, credit=credit)
+        return dataclasses.replace(image, url=url, caption=caption, credit=credit, alt=alt)
 
     def clean_link(link: Link) -> Link | None:
         if not is_web_url(link.url):

@@ -31,7 +31,16 @@ READERS: dict[str, tuple[Reader, Callable[[str], bool]]] = {
 }
 """Every input format, by name."""
 
-__all__ = ["READERS", "Parsed", "Read", "ReadOptions", "Reader", "reader_named", "sniff_reader"]
+__all__ = [
+    "READERS",
+    "Parsed",
+    "Read",
+    "ReadOptions",
+    "Reader",
+    "is_input",
+    "reader_named",
+    "sniff_reader",
+]
 
 
 def reader_named(name: str) -> Reader:
@@ -45,14 +54,26 @@ def reader_named(name: str) -> Reader:
 
 def sniff_reader(data: bytes, where: str) -> Reader:
     """The reader whose format the content has, else the one its name's ending says."""
+    reader = _recognized_reader(data, where)
+    if reader is None:
+        raise ConvertError(
+            where,
+            "not a feedx article, feed, OPML list or HTML page "
+            "(expected '<!--epoch-->' and '[title](url)', <rss>, <feed>, <opml> or HTML tags)",
+        )
+    return reader
+
+
+def is_input(data: bytes, where: str) -> bool:
+    """True when some reader takes these bytes (by content, or by the name's ending)."""
+    return _recognized_reader(data, where) is not None
+
+
+def _recognized_reader(data: bytes, where: str) -> Reader | None:
     head = head_text(data)
     for reader, recognizes in READERS.values():
         if recognizes(head):
             return reader
     if where.lower().endswith(HTML_ENDINGS):
         return read_html
-    raise ConvertError(
-        where,
-        "not a feedx article, feed, OPML list or HTML page "
-        "(expected '<!--epoch-->' and '[title](url)', <rss>, <feed>, <opml> or HTML tags)",
-    )
+    return None

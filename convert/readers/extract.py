@@ -235,6 +235,7 @@ def _image_from(img: HtmlElement, caption: str, credit: str) -> Image:
         url=(img.get("src") or "").strip(),
         caption=caption,
         credit=credit,
+        alt=plain_text(img.get("alt") or ""),
         width=_int_attribute(img, "width"),
         height=_int_attribute(img, "height"),
     )
@@ -292,9 +293,13 @@ def _normalize_body_figures(root: HtmlElement) -> tuple[Image, ...]:
             caption = plain_text(" ".join(text_of(s) for s in element.iter("small")))
             image = _image_from(img, caption, "")
         elif element.tag == "figure":
+            if next(element.iter("img"), None) is None:
+                # A figure of something else (a quote, a table, code): its content stays.
+                element.drop_tag()
+                continue
             img, caption, credit = _figure_parts(element)
             if img is None or not img.get("src"):
-                element.drop_tree()
+                element.drop_tree()  # a picture with nowhere to show it from
                 continue
             image = _image_from(img, caption, credit)
         elif element.tag == "img" and element.get("src"):
@@ -310,7 +315,7 @@ def _normalize_body_figures(root: HtmlElement) -> tuple[Image, ...]:
 def _figure_element(image: Image, tail: str | None) -> HtmlElement:
     """`<figure><img><figcaption>caption <cite>credit</cite></figcaption></figure>`."""
     figure = lxml.html.Element("figure")
-    img = lxml.html.Element("img", src=image.url, alt=image.caption)
+    img = lxml.html.Element("img", src=image.url, alt=image.alt or image.caption)
     if image.width and image.height:
         img.set("width", str(image.width))
         img.set("height", str(image.height))

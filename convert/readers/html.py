@@ -35,19 +35,21 @@ from convert.readers.encoding import decode
 from convert.readers.extract import article_from_html, looks_like_feedx_html
 from convert.readers.options import ReadOptions
 from convert.readers.result import Parsed, Read
-from convert.text import escape_url_characters, plain_text
+from convert.text import escape_url_characters, has_text, plain_text
 from convert.urls import host_of, is_web_url
 
 log = logging.getLogger(__name__)
 
-# The tags an HTML document or fragment starts with, or holds early: a file holding only
-# `<a href=…>`, a list, a table or a picture is HTML too.
+# The tags an HTML document or fragment starts with: a file beginning with `<a href=…>`,
+# a list, a table or a picture is HTML too. Only its start counts: a Markdown or text
+# file that mentions `<h2>` further on is not HTML (a `.html` name still makes it so).
 _HTML = re.compile(
+    r"\A\ufeff?\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*"
     r"<(!doctype\s+html|html|head|body|article|main|p|div|section|h[1-6]|a|abbr|b|big"
     r"|blockquote|br|center|cite|code|dd|del|dfn|dl|dt|em|figure|font|hr|i|img|ins|kbd"
     r"|li|mark|ol|pre|q|s|samp|small|span|strike|strong|sub|sup|table|tbody|td|th"
-    r"|thead|tr|tt|u|ul|var)[\s/>]",
-    re.I,
+    r"|thead|tr|tt|u|ul|var|meta|title|link|style|script|header|nav|aside|footer)[\s/>]",
+    re.I | re.S,
 )
 # What makes a file a whole page, not a fragment of one.
 _WHOLE_PAGE = re.compile(r"<(!doctype\s+html|html|head|body)[\s>]", re.I)
@@ -59,8 +61,8 @@ _FURNITURE = ("nav", "header", "aside", "script", "style", "noscript", "form")
 
 
 def looks_like_html(head: str) -> bool:
-    """True when the text has an HTML tag in its first kilobytes."""
-    return bool(_HTML.search(head))
+    """True when the text begins with an HTML tag (after comments and declarations)."""
+    return bool(_HTML.match(head))
 
 
 HTML_ENDINGS = (".html", ".htm", ".xhtml")
@@ -79,7 +81,8 @@ def read_html(data: bytes, where: str, options: ReadOptions) -> Read:
         text = cut_deep_tags(text)
         document = _parse(text, where)
         log.warning("%s: nesting deeper than %d levels flattened (no text lost)", where, MAX_DEPTH)
-    meta = _meta(document)
+    metas = _meta(document)
+    meta = {key: values[0] for key, values in metas.items()}  # the first of each
     candidates = (meta.get("og:url", ""), _canonical(document))
     url = next((u for u in map(escape_url_characters, candidates) if is_web_url(u)), "")
     base = _base(document, url)
@@ -96,7 +99,7 @@ def read_html(data: bytes, where: str, options: ReadOptions) -> Read:
     if not title:
         title = PurePath(where).stem
         log.warning("%s: no title in the page; using the file name", where)
-    lead, body = _content(document, text, url, title, options)
+    lead, body, only_its_title = _content(document, text, url, title, options)
     parsed = article_from_html(
         inner_html(body),
         title=title,
@@ -112,9 +115,13 @@ def read_html(data: bytes, where: str, options: ReadOptions) -> Read:
     published = meta.get("article:published_time", "") or _time_in(document)
     if article.published is None and published:
         changes["published"] = local_time(published, site.zone, where, "article:published_time")
-    author = meta.get("article:author", "") or meta.get("author", "")
-    if not article.authors and author and not is_web_url(author):
-        changes["authors"] = (plain_text(author),)
+    authors = tuple(
+        plain_text(a)
+        for a in metas.get("article:author") or metas.get("author") or ()
+        if not is_web_url(a)  # a profile page's address, not a name
+    )
+    if not article.authors and authors:
+        changes["authors"] = authors
     if meta.get("og:description") or meta.get("description"):
         changes["summary"] = plain_text(meta.get("og:description") or meta.get("description", ""))
     if meta.get("og:site_name") and not options.sites.rules(article.source_host).name:
@@ -126,16 +133,18 @@ def read_html(data: bytes, where: str, options: ReadOptions) -> Read:
         if lead is not None and not any(_same_picture(i.url, lead.url) for i in article.images):
             changes["lead_image"] = lead
             changes["images"] = (lead, *article.images)
-    tags = tuple(plain_text(t) for t in meta.get("article:tag", "").split("\x1f") if t.strip())
+    tags = tuple(plain_text(t) for t in metas.get("article:tag", ()))
     if tags:
         changes["tags"] = tags
-    return Read(items=(Parsed(dataclasses.replace(article, **changes), parsed.body),))
+    article = dataclasses.replace(article, **changes)
+    return Read(items=(Parsed(article, parsed.body, only_its_title),))
 
 
 def _content(
     document: HtmlElement, text: str, url: str, title: str, options: ReadOptions
-) -> tuple[Image | None, HtmlElement]:
-    """The lead picture (a figure before the text) and the body holding the article.
+) -> tuple[Image | None, HtmlElement, bool]:
+    """The lead picture (a figure before the text), the body holding the article, and
+    whether that body was nothing but the heading that gives the title.
 
     A whole page that is neither feedx's shape nor a site with rules of its own goes
     to trafilatura, which finds the main content among the page's furniture; a
@@ -146,21 +155,19 @@ def _content(
     rules = options.sites.rules(host_of(url))
     whole_page = bool(_WHOLE_PAGE.search(text[:4096]))
     if not whole_page or looks_like_feedx_html(text) or rules.keep_only or rules.remove:
-        _drop_title_headings(own, title)
-        return None, own
+        return None, own, _drop_title_heading(own, title)
     lead = _lead_figure(own)
     # The page as read here (links resolved, <base> gone), not the text as it came.
     main = _main_content(lxml.html.tostring(document, encoding="unicode"), url)
     if main is None:
-        _drop_title_headings(own, title)
-        return None, own
+        return None, own, _drop_title_heading(own, title)
     if lead is not None:
         for img in list(main.iter("img")):  # the hero again, without its caption
             if _same_picture(img.get("src") or "", lead.url):
                 img.drop_tree()
-    _drop_title_headings(main, title)
+    only_its_title = _drop_title_heading(main, title)
     _drop_leading_furniture(main)
-    return lead, main
+    return lead, main, only_its_title
 
 
 # trafilatura's own MIN_EXTRACTED_SIZE.
@@ -171,6 +178,27 @@ def _main_content(text: str, url: str) -> HtmlElement | None:
     """The page's main content as trafilatura extracts it, or None when it finds none."""
     import trafilatura  # noqa: PLC0415 - half a second to import; pages only
 
+    try:
+        extracted = _extract(trafilatura, text, url)
+    except Exception as error:  # its own bugs on odd markup (a KeyError on `rend`, …)
+        log.info(
+            "main content not found (%s: %s); the page is read as it is",
+            type(error).__name__,
+            error,
+        )
+        return None
+    if not extracted:
+        return None
+    body = _parse(extracted, "trafilatura").find("body")
+    # Below this, trafilatura falls back to all of the page's text (menus included):
+    # a short page is better read as it is.
+    if body is None or len(plain_text(text_of(body))) < _MAIN_CONTENT_CHARS:
+        return None
+    return body
+
+
+def _extract(trafilatura: Any, text: str, url: str) -> str | None:
+    """trafilatura's main content of the page, as HTML."""
     extracted = trafilatura.extract(
         text,
         url=url or None,
@@ -182,14 +210,7 @@ def _main_content(text: str, url: str) -> HtmlElement | None:
         include_formatting=True,
         deduplicate=False,
     )
-    if not extracted:
-        return None
-    body = _parse(extracted, "trafilatura").find("body")
-    # Below this, trafilatura falls back to all of the page's text (menus included):
-    # a short page is better read as it is.
-    if body is None or len(plain_text(text_of(body))) < _MAIN_CONTENT_CHARS:
-        return None
-    return body
+    return extracted if isinstance(extracted, str) else None
 
 
 def _lead_figure(body: HtmlElement) -> Image | None:
@@ -215,7 +236,8 @@ def _lead_figure(body: HtmlElement) -> Image | None:
             for el in credits:
                 el.drop_tree()
             caption = plain_text(text_of(figcaption))
-        return Image(url=src, caption=caption, credit=credit)
+        alt = plain_text(img.get("alt") or "") if img is not None else ""
+        return Image(url=src, caption=caption, credit=credit, alt=alt)
     return None
 
 
@@ -227,11 +249,19 @@ def _is_text(paragraph: HtmlElement) -> bool:
     return bool(words) and words != linked and not byline
 
 
-def _drop_title_headings(body: HtmlElement, title: str) -> None:
-    """The writers show the title themselves: a heading that repeats it goes."""
-    for heading in list(body.iter("h1", "h2")):
-        if plain_text(text_of(heading)) == title:
-            heading.drop_tree()
+def _drop_title_heading(body: HtmlElement, title: str) -> bool:
+    """The writers show the title themselves: the heading that gives it, before the text,
+    goes (a later heading of the same words is the article's own). True when that
+    heading was all the body held."""
+    for element in body.iter("h1", "h2", "p"):
+        if element.tag == "p":
+            if _is_text(element):
+                return False
+            continue
+        if plain_text(text_of(element)) == title:
+            element.drop_tree()
+            return not has_text(text_of(body)) and next(body.iter("img"), None) is None
+    return False
 
 
 # A byline the page prints before the text, when its author is in the metadata.
@@ -329,14 +359,15 @@ def _parse(text: str, where: str) -> HtmlElement:
         raise ConvertError(where, f"not readable HTML: {error}") from None
 
 
-def _meta(document: HtmlElement) -> dict[str, str]:
-    """`<meta property|name=... content=...>`, lower-case keys; repeated tags joined by US."""
-    found: dict[str, str] = {}
+def _meta(document: HtmlElement) -> dict[str, tuple[str, ...]]:
+    """`<meta property|name=... content=...>`: every value of each (lower-case) key, in
+    the page's order (a page may name several authors, tags or pictures)."""
+    found: dict[str, tuple[str, ...]] = {}
     for element in document.iter("meta"):
         key = (element.get("property") or element.get("name") or "").strip().lower()
         value = (element.get("content") or "").strip()
         if key and value:
-            found[key] = f"{found[key]}\x1f{value}" if key in found else value
+            found[key] = (*found.get(key, ()), value)
     return found
 
 

@@ -20,6 +20,10 @@ class Parsed:
     """`article.body` as the reader's own tree: cleaning takes it over instead of
     parsing the text again."""
 
+    only_its_title: bool = False
+    """The body held nothing but the heading that became the title (a page that is one
+    heading): the article is that title, not an empty one."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Read:

@@ -104,11 +104,25 @@ def _flanking_safe(convert: _ConvertFn) -> _ConvertFn:
             # A block inside (`<b><pre>`): markers around it would not make emphasis,
             # and `**```` is no fence, so the code would come out as raw HTML.
             return text
+        # Only the element's own punctuation moves, never Markdown its children made
+        # (the `[` and `)` of a link): compare with the words as they read.
+        words = el.get_text().strip()
         head = ""
-        while stripped and _is_punctuation(stripped[0]) and stripped[0] != "\\":
+        while (
+            stripped
+            and _is_punctuation(stripped[0])
+            and stripped[0] != "\\"
+            and words[len(head) : len(head) + 1] == stripped[0]
+        ):
             head, stripped = head + stripped[0], stripped[1:]
         tail = ""
-        while stripped and _is_punctuation(stripped[-1]) and not stripped.endswith("\\"):
+        while (
+            stripped
+            and _is_punctuation(stripped[-1])
+            and not stripped.endswith("\\")
+            and len(tail) < len(words)
+            and words[-1 - len(tail)] == stripped[-1]
+        ):
             if len(stripped) > 1 and stripped[-2] == "\\":
                 break  # an escaped character stays with its backslash
             tail, stripped = stripped[-1] + tail, stripped[:-1]
@@ -120,6 +134,11 @@ def _flanking_safe(convert: _ConvertFn) -> _ConvertFn:
         return before + head + inner + tail + after
 
     return implementation
+
+
+def _starts_link(node: Any) -> bool:
+    """True when `node` is a link (its Markdown begins with `[`)."""
+    return isinstance(node, Tag) and node.name == "a" and bool(node.get("href"))
 
 
 class _Tag(Tag):
@@ -288,8 +307,13 @@ class ArticleMarkdownConverter(MarkdownConverter):
         # this gives what markdownify gives, should a new markdownify do more.
         text = str(el)
         if _TEXT_TO_PROCESS.search(text) is None:
-            return text
-        return str(_Base.process_text(self, el, parent_tags))
+            processed = text
+        else:
+            processed = str(_Base.process_text(self, el, parent_tags))
+        if processed.endswith("!") and _starts_link(el.next_sibling):
+            # `!` then a link's `[` would make the link a picture.
+            processed = processed[:-1] + "\\!"
+        return processed
 
     def escape(self, text: str, parent_tags: set[str]) -> str:
         # Most runs of Chinese text hold none of the characters markdownify escapes:
@@ -431,7 +455,8 @@ def _plain_converter() -> ArticleMarkdownConverter:
 
 def _image_markdown(image: Image, conv: ArticleMarkdownConverter) -> str:
     target = conv.image_target(image.url)
-    picture = f"![{_escape_label(image.caption)}]({target})" if target else ""
+    alt = image.alt or image.caption
+    picture = f"![{_escape_label(alt)}]({target})" if target else ""
     return figure_markdown(picture, image.caption, image.credit, conv)
 
 
