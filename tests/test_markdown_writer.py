@@ -8,7 +8,7 @@ import sys
 
 import lxml.html
 import yaml
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, NavigableString
 from conftest import make_article, read_source
 from goldens import ROOT
 from hypothesis import assume, given, settings
@@ -19,7 +19,12 @@ from markdownify import MarkdownConverter
 from convert.config import load_config
 from convert.errors import ConvertError
 from convert.model import Article, Image
-from convert.writers.markdown import ArticleMarkdownConverter, markdown_file_name, render_markdown
+from convert.writers.markdown import (
+    ArticleMarkdownConverter,
+    markdown_file_name,
+    no_picture_mark,
+    render_markdown,
+)
 
 
 def rendered(article: Article) -> lxml.html.HtmlElement:
@@ -129,8 +134,10 @@ class _Reference(ArticleMarkdownConverter):
     """Our converter without its fast paths: markdownify's own parsing (bs4 on lxml) and
     text handling throughout."""
 
-    process_text = MarkdownConverter.process_text
     escape = MarkdownConverter.escape
+
+    def process_text(self, el: NavigableString, parent_tags: set[str] | None = None) -> str:
+        return no_picture_mark(str(MarkdownConverter.process_text(self, el, parent_tags)), el)
 
     def convert(self, html: str) -> str:
         return str(self.convert_soup(BeautifulSoup(html, "lxml")))

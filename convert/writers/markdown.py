@@ -137,8 +137,21 @@ def _flanking_safe(convert: _ConvertFn) -> _ConvertFn:
 
 
 def _starts_link(node: Any) -> bool:
-    """True when `node` is a link (its Markdown begins with `[`)."""
-    return isinstance(node, Tag) and node.name == "a" and bool(node.get("href"))
+    """True when `node` is a link whose Markdown begins with `[` (an empty one is none)."""
+    return (
+        isinstance(node, Tag)
+        and node.name == "a"
+        and bool(node.get("href"))
+        and (bool(node.get_text().strip()) or node.find("img") is not None)
+    )
+
+
+def no_picture_mark(processed: str, el: NavigableString) -> str:
+    """Text before a link, with a last `!` escaped: `!` then the link's `[` would make
+    the link a picture."""
+    if processed.endswith("!") and _starts_link(el.next_sibling):
+        return processed[:-1] + "\\!"
+    return processed
 
 
 class _Tag(Tag):
@@ -310,10 +323,7 @@ class ArticleMarkdownConverter(MarkdownConverter):
             processed = text
         else:
             processed = str(_Base.process_text(self, el, parent_tags))
-        if processed.endswith("!") and _starts_link(el.next_sibling):
-            # `!` then a link's `[` would make the link a picture.
-            processed = processed[:-1] + "\\!"
-        return processed
+        return no_picture_mark(processed, el)
 
     def escape(self, text: str, parent_tags: set[str]) -> str:
         # Most runs of Chinese text hold none of the characters markdownify escapes:
