@@ -73,6 +73,9 @@ _MIGRATIONS: tuple[tuple[str, ...] | str, ...] = (
     # Rows keyed by copy key (identity.py) instead of canonical URL: the copies of one
     # article merged into one row, with the id they now share.
     "rekey",
+    # Copy keys of addresses in RFC 3986's normal form (dot segments, %XX spellings,
+    # non-ASCII paths and hosts): copies spelled differently merged the same way.
+    "rekey",
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -379,7 +382,7 @@ class Archive:
         return ConvertError(str(self.path), f"cannot use archive: {error}")
 
     def _rekey(self, conn: sqlite3.Connection) -> None:
-        """Key every row by its copy key (version 2), keeping one row of each article's
+        """Key every row by its copy key (versions 2 and 3), keeping one row of each article's
         copies: the newest capture, else the last updated."""
         rows = conn.execute(
             "SELECT json, first_seen, last_updated FROM article"

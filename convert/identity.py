@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from convert.model import Article
-from convert.urls import host_in, is_tracking_parameter, is_web_url, stable_id
+from convert.urls import as_uri, host_in, is_tracking_parameter, is_web_url, stable_id
 
 # Path segments that name an edition of a story, not a story: NYT's
 # /.../slug/zh-hant/ and /.../slug/dual/ are the same story as /.../slug/.
@@ -93,9 +93,10 @@ class Identity:
         return _joined(host, segments, query)
 
     def _address(self, url: str) -> tuple[str, list[str], str] | None:
-        """Host, path segments and query as every copy of the article spells them."""
+        """Host, path segments and query as every copy of the article spells them (in
+        RFC 3986's normal form: `/a/../b` is `/b`, `%7e` is `~`, `新` is `%E6%96%B0`)."""
         try:
-            parts = urlsplit(url.strip())
+            parts = urlsplit(as_uri(url))
             port = parts.port
         except ValueError:
             return None

@@ -19,8 +19,10 @@ CJK = CJK_LETTERS + CJK_PUNCTUATION
 # Characters XML 1.0 forbids (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF),
 # and the controls it only discourages (DEL, C1: U+0085 breaks Pillow's text layout,
 # U+009B is a terminal's CSI). nh3 keeps them all and lxml, feedgen, ebooklib then
-# fail, so they go first; no text is ever written with them.
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# fail, so they go first; no text is ever written with them. U+FFFD too: it stands
+# for bytes or a reference that were no character (the decoder said so), and tells a
+# reader nothing but that.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffd\ufffe\uffff]")
 # Explicit bidi embeddings, overrides and isolates. A one-line field has no paragraph
 # to end them, so an override there reverses whatever is shown after it (a file list,
 # a table of contents): `\u202egnp.exe` reads as `exe.png`.
@@ -65,7 +67,7 @@ def remove_invalid_xml(html: str) -> str:
 # What plain_text changes: controls (white space among them), bidi marks, what XML
 # forbids. Text without any is plain already (most captions, names and titles).
 _NOT_PLAIN = re.compile(
-    "[\x00-\x20\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]"
+    "[\x00-\x20\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffd\ufffe\uffff]"
 )
 
 
@@ -80,7 +82,7 @@ def plain_text(text: str) -> str:
 # A character that plain_text keeps and str.strip does not take away (`\s` is
 # str.isspace's white space in a str pattern).
 _VISIBLE = re.compile(
-    "[^\\s\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]"
+    "[^\\s\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffd\ufffe\uffff]"
 )
 
 

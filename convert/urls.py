@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -95,3 +97,89 @@ def host_in(host: str, domains: Iterable[str]) -> bool:
 def stable_id(text: str) -> str:
     """A short stable identifier for `text` (16 hex digits of its SHA-256)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+# RFC 3986: what a URI may hold as it is; the rest is written %XX (UTF-8 for non-ASCII).
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PCHAR = _UNRESERVED | frozenset("!$&'()*+,;=:@")
+_SAFE_IN = {
+    "host": _UNRESERVED | frozenset("!$&'()*+,;="),
+    "path": _PCHAR | {"/"},
+    "query": _PCHAR | {"/", "?"},
+}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_OCTET = re.compile(r"%[0-9A-Fa-f]{2}|.", re.S)
+
+
+@functools.lru_cache(maxsize=4096)
+def as_uri(url: str) -> str:
+    """`url` as a URI in RFC 3986's normal form: ASCII only (a non-ASCII host in IDNA,
+    other characters %XX-encoded), lower-case scheme and host, no default port, no dot
+    segments, `%XX` only where needed and upper-case, `/` for an empty path.
+
+    What strict readers and the feed validator take, and how they compare addresses;
+    a browser goes to the same place for either form.
+    """
+    text = unicodedata.normalize("NFC", url.strip())
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return url
+    netloc = ""
+    if parts.netloc:
+        host = _ascii_host(parts.hostname or "")
+        if ":" in host:
+            host = f"[{host}]"  # IPv6
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = (_encoded(userinfo, "path").replace("/", "%2F") + "@" if userinfo else "") + host
+        if port is not None and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
+            netloc += f":{port}"
+    path = _encoded(parts.path, "path")
+    if netloc:
+        path = _without_dot_segments(path) or "/"
+    query = _encoded(parts.query, "query") if "?" in url else ""
+    fragment = _encoded(parts.fragment, "query") if "#" in url else ""
+    uri = f"{parts.scheme.lower()}:" if parts.scheme else ""
+    # An authority, even an empty one (`file:///x`), keeps its `//`.
+    uri += f"//{netloc}" if text[len(parts.scheme) :].lstrip(":").startswith("//") else ""
+    uri += path
+    uri += f"?{query}" if query or parts.query else ""
+    return uri + (f"#{fragment}" if fragment else "")
+
+
+def _ascii_host(host: str) -> str:
+    if ":" in host:
+        return host.lower()  # an IPv6 address, which urlsplit has checked
+    if not host.isascii():
+        with contextlib.suppress(UnicodeError):  # no IDNA form (a long label): %XX below
+            host = host.encode("idna").decode("ascii")
+    return _encoded(host.lower(), "host")
+
+
+def _encoded(part: str, where: str) -> str:
+    safe = _SAFE_IN[where]
+    out = []
+    for octet in _OCTET.findall(part):
+        if len(octet) == 3:  # %XX: decoded when unreserved, else kept, in upper case
+            char = chr(int(octet[1:], 16))
+            out.append(char if char in _UNRESERVED else octet.upper())
+        elif octet in safe:
+            out.append(octet)
+        else:
+            out.append("".join(f"%{byte:02X}" for byte in octet.encode("utf-8", "replace")))
+    return "".join(out)
+
+
+def _without_dot_segments(path: str) -> str:
+    # RFC 3986 5.2.4, for a path that starts at the authority.
+    segments: list[str] = []
+    for segment in path.split("/")[1:]:
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment != ".":
+            segments.append(segment)
+    if path.rsplit("/", maxsplit=1)[-1] in (".", ".."):
+        segments.append("")  # `/a/.` is `/a/`
+    return "/" + "/".join(segments) if path else ""

@@ -19,7 +19,13 @@ import pytest
 from conftest import make_article, read_source
 from goldens import ROOT
 
-from convert.archive import Archive, IngestCounts, StatRow, default_archive_path
+from convert.archive import (
+    SCHEMA_VERSION,
+    Archive,
+    IngestCounts,
+    StatRow,
+    default_archive_path,
+)
 from convert.config import Config, load_config
 from convert.errors import ConvertError
 from convert.identity import Identity
@@ -260,7 +266,37 @@ def test_a_version_1_archive_is_keyed_by_copy_key_and_its_copies_merged(tmp_path
         assert kept is not None and kept.body == "<p>新</p>"  # the newer capture's
         assert kept.id == IDENTITY.article_id(new.canonical_url)
         assert archive.ingest([new], now=LATER).new == 0
-    assert query(path, "PRAGMA user_version") == [(2,)]
+    assert query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
+def test_a_version_2_archive_merges_copies_spelled_differently(tmp_path: Path) -> None:
+    """Version 3 compares addresses in RFC 3986's normal form: `新闻` and its %XX spelling,
+    and a path with a dot segment, are one article, kept once with its first sighting."""
+    path = tmp_path / "a.sqlite"
+    with open_archive(path) as archive:
+        archive.ingest([make_article("<p>x</p>", url=SLUG)], now=NOW)
+    spellings = (
+        ("https://news.example.com/2024/新闻/", "2024-05-01T00:00:00.000000+00:00"),
+        ("https://news.example.com/2024/%e6%96%b0%e9%97%bb/", "2024-05-02T00:00:00.000000+00:00"),
+        ("https://news.example.com/2024/x/../新闻/", "2024-05-03T00:00:00.000000+00:00"),
+    )
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DELETE FROM article")
+        for number, (url, seen) in enumerate(spellings):
+            article = make_article(f"<p>{number}</p>", url=url)
+            old_key = url.split("://", 1)[1].strip("/")  # as version 2 spelled it
+            conn.execute(
+                "INSERT INTO article (key, story, published, captured, source, language,"
+                " content_hash, first_seen, last_updated, json)"
+                " VALUES (?, ?, NULL, NULL, 's', 'zh-Hans', 'x', ?, ?, ?)",
+                (old_key, old_key, seen, seen, json.dumps(to_json(article), ensure_ascii=False)),
+            )
+        conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    with open_archive(path):
+        rows = query(path, "SELECT key, first_seen FROM article")
+    assert rows == [("news.example.com/2024/%E6%96%B0%E9%97%BB", spellings[0][1])]
 
 
 def test_copies_of_one_article_are_one_row(archive: Archive, tmp_path: Path) -> None:
@@ -430,7 +466,7 @@ def test_a_new_archive_is_created_with_its_folder_in_wal_mode(tmp_path: Path) ->
     with open_archive(path):
         pass
     assert query(path, "PRAGMA journal_mode") == [("wal",)]
-    assert query(path, "PRAGMA user_version") == [(2,)]
+    assert query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
 
 
 def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(tmp_path: Path) -> None:

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import io
 import re
+import unicodedata
 import zipfile
 from datetime import date
-from urllib.parse import urljoin
+from urllib.parse import unquote, urljoin, urlsplit
 
 import feedparser
 import lxml.html
 import pytest
 from conftest import make_article
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 from markdown_it import MarkdownIt
@@ -28,7 +29,7 @@ from convert.model import Channel, Digest, Feed
 from convert.plan import settings_of
 from convert.readers.feedx import read_feedx
 from convert.text import has_text, plain_text, remove_invalid_xml
-from convert.urls import absolute_url
+from convert.urls import absolute_url, as_uri, is_web_url
 from convert.writers.epub import EpubOptions, write_epub
 from convert.writers.markdown import render_markdown
 from convert.writers.rss import write_atom, write_rss
@@ -271,6 +272,51 @@ def test_absolute_url_is_urljoin(base: str, rest: str, scheme: str) -> None:
             absolute_url(base, url)
         return
     assert absolute_url(base, url) == expected
+
+
+# RFC 3986's characters of a URI (as the W3C feed validator checks links and ids).
+_URI_CHARS = re.compile(r"[0-9A-Za-z;/?:@&=+$.\-_!~*'()%,#\[\]]*")
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.sampled_from(["https://", "http://", "HTTPS://"]),
+    st.sampled_from(["a.com", "A.Com:443", "例子.测试", "[::1]:8080", "u:p@b.org:80"]),
+    st.lists(
+        st.sampled_from(
+            [
+                *'/ /. /.. ? # & = ; ` ^ | { } < > " ~ ( ) $ 中 é a b'.split(),
+                "%7e",
+                "%2F",
+                "%e4%b8%ad",
+                " ",
+                "%",
+                "e\u0301",
+            ]
+        ),
+        max_size=12,
+    ).map("".join),
+)
+def test_as_uri_is_ascii_canonical_and_goes_to_the_same_place(
+    scheme: str, host: str, rest: str
+) -> None:
+    """Feeds write every address in RFC 3986's normal form: URI characters only, the
+    same form twice over, and the same host, path, query and fragment once decoded."""
+    url = scheme + host + rest
+    assume(is_web_url(url))  # what a feed writes as an address
+    uri = as_uri(url)
+    assert _URI_CHARS.fullmatch(uri), uri
+    assert as_uri(uri) == uri
+    before, after = urlsplit(unicodedata.normalize("NFC", url.strip())), urlsplit(uri)
+    assert after.scheme == before.scheme.lower()
+    default = {"http": 80, "https": 443}[after.scheme]
+    assert after.port == (None if before.port == default else before.port)
+    if (before.hostname or "").isascii():
+        assert unquote(after.hostname or "") == unquote(before.hostname or "")
+    if ".." not in before.path and "/." not in before.path:
+        assert unquote(after.path) == (unquote(before.path) or "/")
+    assert unquote(after.query) == unquote(before.query)
+    assert unquote(after.fragment) == unquote(before.fragment)
 
 
 @settings(max_examples=2000, deadline=None)

@@ -19,11 +19,14 @@ goes through, and says what must come out:
       items: 3                     # a feed's items (feedparser, bozo 0) or a book's chapters
       article: {title: ...}        # inspect: fields of the one article, as JSON
       image_urls: [...]            # inspect: the one article's picture addresses, in order
+      distinct: updated            # a feed: every <updated> (of the feed and its entries)
+                                   #   holds a value of its own
 """
 
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,7 @@ EXPECT = {
     "items",
     "article",
     "image_urls",
+    "distinct",
 }
 SELF_URL = "https://example.org/feeds/shapes.xml"
 
@@ -141,6 +145,12 @@ def test_shape(
             parsed = feedparser.parse(output.encode("utf-8"))
             assert parsed.bozo == 0, parsed.get("bozo_exception")
             assert len(parsed.entries) == expect["items"]
+    if "distinct" in expect:
+        tag = expect["distinct"]
+        values = re.findall(rf"<{tag}>([^<]*)</{tag}>", output)
+        assert len(values) > 1, f"fewer than two <{tag}>"
+        entries = values[1:]  # the feed's own may equal its newest entry's
+        assert len(set(entries)) == len(entries), f"entries share a <{tag}>: {entries}"
     if "article" in expect or "image_urls" in expect:
         article = json.loads(output)
         for key, value in expect.get("article", {}).items():

@@ -236,8 +236,9 @@ def _web_url(url: str) -> str:
     return url if is_web_url(url) else ""
 
 
-# A URI: a scheme, then anything (an Atom id must be one; other guids are not kept).
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+# A URI of a scheme that names things (an Atom id must be a URI; other guids, and a
+# `javascript:` or `data:` one, are not kept: the item gets an id of its own).
+_URI = re.compile(r"^(?:https?|urn|tag):\S+$", re.I)
 
 
 def _guid(value: str) -> str:

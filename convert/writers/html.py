@@ -10,7 +10,7 @@ import jinja2
 
 from convert.fragments import inner_html, parse_fragment
 from convert.model import Article
-from convert.urls import is_web_url
+from convert.urls import absolute_url, is_relative_reference, is_web_url
 from convert.writers.templates import templates
 
 
@@ -23,27 +23,38 @@ def _item_template() -> jinja2.Template:
 def article_html(article: Article) -> str:
     """The article's full HTML: lead figure with caption and credit, body, credits.
 
-    A feed item stands apart from any page: an address relative to one (kept in the
-    body of an article read without an address of its own) points nowhere there, so
-    such links lose their target and such pictures leave their words.
+    A feed item stands apart from any page: an address relative to one (`#notes`, or
+    what the body of an article read without an address of its own kept) is resolved
+    against the article's address, and without one points nowhere, so such links lose
+    their target and such pictures leave their words.
     """
-    if not is_web_url(article.url) and _RELATIVE.search(article.body):
-        article = dataclasses.replace(article, body=_web_addresses_only(article.body))
+    if _RELATIVE.search(article.body):
+        article = dataclasses.replace(article, body=_web_addresses_only(article))
     return _item_template().render(article=article)
 
 
 # An href or src that is not a web address (the sanitizer left only those and relative ones).
-_RELATIVE = re.compile(r"""\b(?:href|src)="(?!https?://|mailto:|#)""", re.I)
+_RELATIVE = re.compile(r"""\b(?:href|src)="(?!https?://|mailto:)""", re.I)
 
 
-def _web_addresses_only(body: str) -> str:
-    root = parse_fragment(body)
+def _web_addresses_only(article: Article) -> str:
+    base = article.url if is_web_url(article.url) else ""
+    root = parse_fragment(article.body)
     for anchor in list(root.iter("a")):
-        href = anchor.get("href") or ""
-        if not (is_web_url(href) or href.startswith(("mailto:", "#"))):
+        href = _resolved(anchor.get("href") or "", base)
+        if is_web_url(href) or href.startswith("mailto:"):
+            anchor.set("href", href)
+        else:
             anchor.drop_tag()
     for img in list(root.iter("img")):
-        if not is_web_url(img.get("src") or ""):
+        src = _resolved(img.get("src") or "", base)
+        if is_web_url(src):
+            img.set("src", src)
+        else:
             img.tail = (img.get("alt") or "") + (img.tail or "")
             img.drop_tree()
     return inner_html(root)
+
+
+def _resolved(address: str, base: str) -> str:
+    return absolute_url(base, address) if base and is_relative_reference(address) else address
