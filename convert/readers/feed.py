@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 
 # The root element, or a DOCTYPE naming it (a large internal subset can push the root
 # itself past the first kilobytes; it is refused either way).
-_XML_FEED = re.compile(r"<(rss|feed|rdf:RDF)[\s/>]|<!DOCTYPE\s+(rss|feed|rdf:RDF)\b", re.I)
+# The root element, also under a prefix of its own (`<r:rss xmlns:r=…>`, `<atom:feed>`).
+_XML_FEED = re.compile(
+    r"<(?:[A-Za-z_][\w.-]*:)?(rss|feed|RDF)[\s/>]|<!DOCTYPE\s+(rss|feed|rdf:RDF)\b", re.I
+)
 _ENTITY_TRICKS = re.compile(r"<!ENTITY|<!DOCTYPE[^>]*\[", re.I)
 _XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*\?>")
 JSON_FEED_VERSION = "https://jsonfeed.org/version/"
