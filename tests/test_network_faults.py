@@ -376,12 +376,6 @@ def test_not_a_feed_where_a_feed_is_expected_is_one_error_line(
     assert not out.exists()
 
 
-@pytest.mark.xfail(
-    reason="an HTML error page served with 200 where a feed is expected is read as an article "
-    "page and published ('403 Forbidden', dated 1970) with only a 'no URL' warning; "
-    "the readers, not the downloader, would have to refuse it",
-    strict=False,
-)
 def test_an_html_error_page_where_a_feed_is_expected_is_an_error(
     httpserver: HTTPServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -393,7 +387,7 @@ def test_an_html_error_page_where_a_feed_is_expected_is_an_error(
     lines = run_cli(["feed", url, "-o", str(out)], tmp_path, capsys)
 
     assert lines[0] == "exit 1"
-    assert any(line.startswith(f"error: {url}: ") for line in lines[1:])
+    assert f"error: {url}: the server sent an error page ('403 Forbidden')" in lines[1:]
     assert not out.exists()
 
 

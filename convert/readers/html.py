@@ -70,7 +70,7 @@ HTML_ENDINGS = (".html", ".htm", ".xhtml")
 
 
 def read_html(data: bytes, where: str, options: ReadOptions) -> Read:
-    """Read one HTML page or fragment (an error page is no article: a warning, nothing)."""
+    """Read one HTML page or fragment (an error page is no article: nothing is read)."""
     text = re.sub(r"\A\s*<\?xml[^>]*\?>", "", decode(data, where))
     text, unclosed = close_open_comment(text)
     if unclosed:
@@ -94,7 +94,7 @@ def read_html(data: bytes, where: str, options: ReadOptions) -> Read:
         element.drop_tree()
     title = plain_text(meta.get("og:title", "") or _first_text(document, "title", "h1", "h2"))
     if _is_error_page(document, title):
-        log.warning("%s: an error page (%r), not an article; not published", where, title[:60])
+        _say_error_page(where, title)
         return Read()
     if not title:
         title = PurePath(where).stem
@@ -287,6 +287,15 @@ _ERROR_TITLE = re.compile(
     r"attention\s+required|just\s+a\s+moment)",
     re.I,
 )
+
+
+def _say_error_page(where: str, title: str) -> None:
+    """A saved error page is a warning; one a server sent under a 200 an error."""
+    if is_web_url(where):
+        # The server has failed this source (a feed or an article was asked for): an
+        # error, so that the run says so and its exit code too.
+        raise ConvertError(where, f"the server sent an error page ({title[:60]!r})")
+    log.warning("%s: an error page (%r), not an article; not published", where, title[:60])
 
 
 def _is_error_page(document: HtmlElement, title: str) -> bool:
