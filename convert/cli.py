@@ -20,6 +20,7 @@ import click
 from convert import __version__
 from convert.config import Config, load_config
 from convert.errors import ConfigError, ConvertError
+from convert.fsutil import stdout_is_terminal
 from convert.text import printable
 from convert.writers import FEED_FORMATS
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 # conversion in a pipe needs no rich, and start-up is a third of a small run.
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 STDOUT = "-"
 
 
@@ -443,7 +445,7 @@ def run(
     if not quiet:
         from convert.summary import print_summary
 
-        print_summary(report, on_terminal=sys.stdout.isatty())
+        print_summary(report, on_terminal=stdout_is_terminal())
     return EXIT_FAILED if report.failed else EXIT_OK
 
 
@@ -506,9 +508,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as error:
         error.show()
         return EXIT_USAGE
-    except click.Abort:
-        click.echo("aborted", err=True)
-        return EXIT_USAGE
+    except click.Abort:  # Ctrl-C (click turns KeyboardInterrupt into Abort)
+        # The progress display is gone by now (`_execute`'s finally); what was being
+        # written is a temp file that never took its name.
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
     except ConfigError as error:
         click.echo(f"error: {printable(str(error))}", err=True)
         return EXIT_USAGE

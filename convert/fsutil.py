@@ -6,6 +6,7 @@ import ctypes
 import fcntl
 import os
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,41 @@ from convert.errors import ConvertError
 STALE_TEMP_SECONDS = 600.0
 _TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
 _swept: set[tuple[int, str]] = set()  # (process, folder): each folder once per process
+
+
+STDOUT_NAME = "<stdout>"
+"""How standard output is named in messages."""
+
+
+def write_stdout(text: str) -> None:
+    """`text` to standard output, flushed: a full or closed one is our one-line error."""
+    if sys.stdout is None:  # started with descriptor 1 closed (`>&-`)
+        raise ConvertError(STDOUT_NAME, "cannot write: standard output is closed")
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # a reader that stopped reading (`| head`): not a failure
+    except OSError as error:
+        _discard_stdout()
+        raise ConvertError(STDOUT_NAME, f"cannot write: {error.strerror or error}") from None
+
+
+def stdout_is_terminal() -> bool:
+    """True when standard output is a terminal (and not closed)."""
+    return sys.stdout is not None and sys.stdout.isatty()
+
+
+def _discard_stdout() -> None:
+    # What is still buffered would fail again when Python flushes at exit, with a
+    # message of its own and exit code 120: it goes to /dev/null instead.
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a file (a test's capture)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, descriptor)
+    os.close(null)
 
 
 def write_atomic(path: Path, data: bytes | str, batch: FileBatch | None = None) -> None:

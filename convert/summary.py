@@ -3,12 +3,12 @@ text elsewhere (cron mail, a log), where no path is ever cut short."""
 
 from __future__ import annotations
 
-import sys
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
 from convert.archive import StatRow
+from convert.fsutil import stdout_is_terminal, write_stdout
 from convert.report import RunReport, SourceReport
 from convert.text import printable
 
@@ -65,7 +65,7 @@ def print_stats(path: Path, rows: Sequence[StatRow]) -> None:
     body = [[row.source, row.week, str(row.articles)] for row in rows]
     body.append(["all", "", str(sum(row.articles for row in rows))])
     tables = [(str(path), ["source", "week", "articles"], body)]
-    if sys.stdout.isatty():
+    if stdout_is_terminal():
         _rich(tables, [])
     else:
         _plain(tables, [])
@@ -100,7 +100,7 @@ def _plain(tables: list[Table], lines: list[str]) -> None:
             out.append("  ".join(padded).rstrip())
         out.append("")
     out.extend(printable(line) for line in lines)
-    sys.stdout.write("\n".join(out).rstrip("\n") + "\n")
+    write_stdout("\n".join(out).rstrip("\n") + "\n")
 
 
 def _width(text: str) -> int:

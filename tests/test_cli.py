@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import pty
 import re
 import select
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -347,3 +350,106 @@ def test_a_run_on_a_terminal_shows_its_phases_and_in_a_pipe_nothing_but_the_summ
     assert piped.returncode == 0
     assert "Reading" not in piped.stderr and "\x1b[" not in piped.stderr + piped.stdout
     assert "nothing changed: every output is up to date" in piped.stdout
+
+
+class _StallingFeed(http.server.BaseHTTPRequestHandler):
+    """Answers nothing until the test lets it go: a run waits on it, reading."""
+
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        self.release.wait(60)
+        self.send_response(503)
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_ctrl_c_ends_the_progress_line_says_interrupted_and_exits_130(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StallingFeed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/feed.xml"
+    (tmp_path / "job.yaml").write_text(
+        "download: {allow_private: true}\n"
+        f"sources:\n  - path: {url}\n  - path: examples/wsj-no-images.txt\n"
+        "outputs:\n  - feed: {path: out/feed.xml, self_url: 'https://example.org/f.xml'}\n",
+        "utf-8",
+    )
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    command = ["-c", "job.yaml", "run", "-j", "1", "--archive", "archive.sqlite"]
+    master, slave = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "convert", *command],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=tmp_path,
+        start_new_session=True,  # its own group, as a terminal's foreground job is
+        env={**os.environ, "COLUMNS": "120", "TERM": "xterm", "PYTHONIOENCODING": "utf-8"},
+    )
+    os.close(slave)
+    shown = b""
+    deadline = time.monotonic() + 60
+    interrupted = False
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                shown += data
+            if not interrupted and b"Reading" in shown:
+                time.sleep(0.3)
+                os.killpg(child.pid, signal.SIGINT)  # what Ctrl-C on the terminal does
+                interrupted = True
+            if child.poll() is not None and not ready:
+                break
+        code = child.wait(timeout=30)
+    finally:
+        _StallingFeed.release.set()
+        server.shutdown()
+        os.close(master)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode("utf-8", "replace"))
+    assert interrupted, text
+    assert code == 130, text
+    lines = [line.strip("\r") for line in text.split("\n")]
+    assert "interrupted" in lines, text  # a line of its own, not glued to the bar
+    assert "Traceback" not in text
+    assert not (tmp_path / "out" / "feed.xml").exists()  # stopped while reading
+    assert not list(tmp_path.rglob("*.tmp"))  # nothing half-written left behind
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["markdown", str(SEED)],
+        ["inspect", str(SEED)],
+        ["feed", str(SEED), "-o", "-"],
+        ["archive", "stats", "--archive", "archive.sqlite"],
+    ],
+    ids=lambda command: command[0] if command[0] != "archive" else "archive-stats",
+)
+@pytest.mark.parametrize("stdout", ["full", "closed"])
+def test_a_full_or_closed_standard_output_is_one_error_line_and_exit_1(
+    command: list[str], stdout: str, tmp_path: Path
+) -> None:
+    if command[0] == "archive":
+        assert main(["ingest", str(SEED), "--archive", str(tmp_path / "archive.sqlite")]) == 0
+    redirect = "> /dev/full" if stdout == "full" else ">&-"
+    done = subprocess.run(
+        ["sh", "-c", f'exec "$@" {redirect}', "sh", sys.executable, "-m", "convert", *command],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"},
+    )
+    reason = "No space left on device" if stdout == "full" else "standard output is closed"
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [f"error: <stdout>: cannot write: {reason}"]

@@ -9,7 +9,6 @@ the archive are done (`produce`), reporting what it did.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +17,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from convert.errors import ConvertError
-from convert.fsutil import FileBatch, write_if_changed
+from convert.fsutil import FileBatch, stdout_is_terminal, write_if_changed, write_stdout
 from convert.identity import Identity
 from convert.model import Article, Channel
 from convert.net.client import Downloader
@@ -155,7 +154,7 @@ class Files:
         if self.dry_run:
             return
         # On a terminal, what the article brings must not act on it (bidi overrides).
-        sys.stdout.write(printable(text, keep_lines=True) if sys.stdout.isatty() else text)
+        write_stdout(printable(text, keep_lines=True) if stdout_is_terminal() else text)
 
     def fail(self, error: ConvertError) -> None:
         """The output cannot be made: one error line."""
