@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import re
 import types
@@ -461,12 +462,27 @@ def load_config(path: Path | None = None) -> Config:
     base = _compose(resource_path(DEFAULT_CONFIG))
     if path is not None:
         base = _overlay(base, _compose(path))
-    config: Config = _build(Config, base, "")
+    config: Config = _build(Config, base, "", {})
     return config
+
+
+# Bounds on a config file: far above any real job (the shipped one is 9 KB, about
+# 220 values, 5 levels deep), far below what makes loading slow or deep.
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_DEPTH = 32
+MAX_CONFIG_VALUES = 100_000  # counted with every alias expanded
+MAX_CONFIG_NUMBER = 10**15
+# The tags a config may use: YAML's own for what the schema reads. `!!python/...`
+# and `!custom` are refused: a setting is data, never an object to make.
+_STANDARD_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
+)
 
 
 def _compose(path: Path) -> yaml.Node:
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(str(path), f"config is larger than {MAX_CONFIG_BYTES:,} bytes")
         # A file handle (not its text) gives the marks its name for error messages.
         with open(path, encoding="utf-8") as handle:
             node = yaml.compose(handle, Loader=yaml.SafeLoader)
@@ -476,9 +492,49 @@ def _compose(path: Path) -> yaml.Node:
         raise ConfigError(str(path), "config is not UTF-8") from None
     except yaml.YAMLError as error:
         raise ConfigError(str(path), f"not valid YAML: {error}".replace("\n", " ")) from None
+    except RecursionError:  # PyYAML's composer recurses once per level
+        raise ConfigError(str(path), f"nested deeper than {MAX_CONFIG_DEPTH} levels") from None
     if node is None:
         node = yaml.MappingNode("tag:yaml.org,2002:map", [])
+    _check_shape(node)
     return node
+
+
+def _check_shape(root: yaml.Node) -> None:
+    """Refuse other tags, deep nesting and alias bombs, each node looked at once."""
+    # An alias is the node it names, shared: sizes are counted per node, then summed,
+    # so that a file of aliases of aliases costs its size, not its expansion.
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # the nodes whose children are being looked at
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, children_done = stack.pop()
+        if children_done:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[id(node)] > MAX_CONFIG_VALUES:
+                raise _fail(node, "", f"more than {MAX_CONFIG_VALUES:,} values (aliases included)")
+            continue
+        if id(node) in open_nodes:
+            raise _fail(node, "", "an alias that holds itself")
+        if id(node) in sizes:
+            continue
+        if node.tag not in _STANDARD_TAGS:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")  # as it was written
+            raise _fail(node, "", f"YAML tag {tag} is not allowed in a config")
+        if depth > MAX_CONFIG_DEPTH:
+            raise _fail(node, "", f"nested deeper than {MAX_CONFIG_DEPTH} levels")
+        open_nodes.add(id(node))
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in _children(node))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def _overlay(base: yaml.Node, top: yaml.Node) -> yaml.Node:
@@ -522,29 +578,42 @@ def _scalar(node: yaml.Node, key: str) -> Any:
     return value
 
 
-def _build(hint: Any, node: yaml.Node, key: str) -> Any:
+Built = dict[tuple[int, Any], Any]
+"""What was built from each node for each type: an alias is checked once, not per use."""
+
+
+def _build(hint: Any, node: yaml.Node, key: str, built: Built) -> Any:
+    done = (id(node), hint)
+    if done not in built:
+        built[done] = _build_new(hint, node, key, built)
+    return built[done]
+
+
+def _build_new(hint: Any, node: yaml.Node, key: str, built: Built) -> Any:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
-        return _build_dataclass(hint, node, key)
+        return _build_dataclass(hint, node, key, built)
     if origin is tuple:
         if isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null"):
             return ()
         if not isinstance(node, yaml.SequenceNode):
             raise _fail(node, key, "expected a list")
         inner = typing.get_args(hint)[0]
-        return tuple(_build(inner, item, f"{key}[{i}]") for i, item in enumerate(node.value))
+        return tuple(_build(inner, item, f"{key}[{i}]", built) for i, item in enumerate(node.value))
     if origin in (Mapping, dict):
         if not isinstance(node, yaml.MappingNode):
             raise _fail(node, key, "expected a mapping")
         inner = typing.get_args(hint)[1]
-        return {str(k.value).lower(): _build(inner, v, f"{key}.{k.value}") for k, v in node.value}
+        return {
+            str(k.value).lower(): _build(inner, v, f"{key}.{k.value}", built) for k, v in node.value
+        }
     if origin in (typing.Union, types.UnionType):
         inner = [arg for arg in typing.get_args(hint) if arg is not type(None)]
         if len(inner) != 1:
             raise TypeError(f"unsupported config type {hint}")  # keep the schema simple
         if isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null"):
             return None
-        return _build(inner[0], node, key)
+        return _build(inner[0], node, key, built)
     value = _scalar(node, key)
     if hint is str:
         if value is None:
@@ -561,11 +630,15 @@ def _build(hint: Any, node: yaml.Node, key: str) -> Any:
             raise _fail(node, key, "expected a number")
         if hint is int and not isinstance(value, int):
             raise _fail(node, key, "expected a whole number")
+        if not math.isfinite(value):  # .nan passes every comparison check as False
+            raise _fail(node, key, "expected a finite number")
+        if abs(value) > MAX_CONFIG_NUMBER:
+            raise _fail(node, key, f"too large (at most {MAX_CONFIG_NUMBER:.0e})")
         return hint(value)
     raise TypeError(f"unsupported config type {hint}")
 
 
-def _build_dataclass(cls: Any, node: yaml.Node, key: str) -> Any:
+def _build_dataclass(cls: Any, node: yaml.Node, key: str, built: Built) -> Any:
     if not isinstance(node, yaml.MappingNode):
         raise _fail(node, key, "expected a mapping")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -577,7 +650,7 @@ def _build_dataclass(cls: Any, node: yaml.Node, key: str) -> Any:
         if name not in fields:
             valid = ", ".join(sorted(fields))
             raise _fail(key_node, path, f"unknown key (valid keys here: {valid})")
-        value = _build(hints[name], value_node, path)
+        value = _build(hints[name], value_node, path, built)
         if fields[name].metadata.get("path") and value:
             value = _resolve(value, value_node)
         check = fields[name].metadata.get("check")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,14 +32,64 @@ def overlay(tmp_path: Path, text: str) -> Path:
         ("download:\n  allow_private: 1\n", 2, "expected true or false"),
         ("image_mirror: ftp://x.org/{path}\n", 1, "must start with http"),
         ("tracking_parameters: utm_source\n", 1, "expected a list"),
+        # Values that passed every check and then broke the run (issue 16).
+        ("download:\n  deadline: .nan\n", 2, "download.deadline: expected a finite number"),
+        ("epub:\n  budget_mb: .nan\n", 2, "epub.budget_mb: expected a finite number"),
+        ("download:\n  timeout: -.inf\n", 2, "download.timeout: expected a finite number"),
+        ("max_input_bytes: " + "9" * 31 + "\n", 1, "max_input_bytes: too large"),
+        ("timezone: !!python/name:os.system x\n", 1, "YAML tag !!python/name:os.system is not"),
+        ("timezone: !custom Asia/Shanghai\n", 1, "YAML tag !custom is not allowed"),
+        ("sites: &s\n  a.org: *s\n", 1, "an alias that holds itself"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", 0, "nested deeper than 32 levels"),
     ],
 )
 def test_errors_name_file_line_and_key(tmp_path: Path, text: str, line: int, message: str) -> None:
     path = overlay(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert caught.value.where == f"{path}:{line}"
+    assert caught.value.where == (f"{path}:{line}" if line else str(path))
     assert message in caught.value.reason
+
+
+def test_aliases_are_checked_once_and_an_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    shared = overlay(
+        tmp_path,
+        "sites:\n  a.example.com: &rules {name: A, timezone: Europe/London, remove: ['.ad']}\n"
+        "  b.example.com: *rules\n",
+    )
+    config = load_config(shared)
+    assert config.sites["a.example.com"] is config.sites["b.example.com"]  # built once
+    # Seven levels of ten aliases each: ten million values once expanded. It took
+    # minutes to check each use; now its size is known from its 70 nodes.
+    levels = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 7)]
+    bomb = overlay(tmp_path, "\n".join(levels) + "\n")
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"more than 100,000 values \(aliases included\)"):
+        load_config(bomb)
+    assert time.monotonic() - started < 5  # generous: it takes milliseconds
+
+
+def test_a_config_file_over_a_megabyte_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = overlay(tmp_path, "# " + "x" * 1_000_000 + "\n")
+    with pytest.raises(ConfigError, match="larger than 1,000,000 bytes"):
+        load_config(path)
+
+
+def test_a_config_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    path = overlay(tmp_path, "timezone: !!python/object/apply:os.system [id]\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "convert", "-c", str(path), "markdown", "-"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"error: {path}:1: YAML tag !!python/object/apply:os.system is not allowed in a config"
+    ]
 
 
 def test_overlay_merges_mappings_and_replaces_lists(tmp_path: Path) -> None:
