@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import os
 import re
+import stat
 import sys
 import tempfile
 import time
@@ -226,13 +228,20 @@ def exclusive_lock(path: Path) -> Iterator[None]:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (closed below)
+        # Never through a link planted in its place (a root cron run would truncate
+        # whatever it names), and only a plain file of our own making or a past run's.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ConvertError(str(path), "the lock is a symbolic link; not followed") from None
         # mkdir's error names a folder on the way: say which.
         culprit = f"{error.filename}: " if error.filename and error.filename != str(path) else ""
         reason = f"cannot create the lock: {culprit}{error.strerror}"
         raise ConvertError(str(path), reason) from None
-    with handle:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ConvertError(str(path), "the lock is not a plain file; not used")
+    with open(fd, "r+", encoding="utf-8") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

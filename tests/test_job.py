@@ -155,6 +155,38 @@ def test_a_second_run_on_the_same_archive_is_refused(workdir: Path) -> None:
     assert not (workdir / "out" / "feed.xml").exists()
 
 
+@pytest.mark.parametrize("planted", ["symlink", "fifo"])
+def test_a_link_or_pipe_planted_as_the_lock_is_refused_and_what_it_names_is_untouched(
+    workdir: Path, planted: str
+) -> None:
+    """A root cron run opened the lock through a planted link, truncating its target."""
+    victim = workdir / "victim.conf"
+    victim.write_text("precious\n", "utf-8")
+    lock = workdir / "out" / "archive.sqlite.lock"
+    lock.parent.mkdir(exist_ok=True)
+    if planted == "symlink":
+        lock.symlink_to(victim)
+    else:
+        os.mkfifo(lock)
+    done = subprocess.run(
+        [sys.executable, "-m", "convert", "run", "--archive", "out/archive.sqlite"],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        timeout=120,
+        check=False,
+    )
+    reason = "is a symbolic link; not followed" if planted == "symlink" else "is not a plain file"
+    assert done.returncode == 1
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: {Path('out') / 'archive.sqlite.lock'}: the lock {reason}")
+    )
+    assert victim.read_text("utf-8") == "precious\n"
+    assert not (workdir / "out" / "feed.xml").exists()
+
+
 def test_per_source_rules_apply(workdir: Path) -> None:
     config = workdir / "job.yaml"
     config.write_text(
