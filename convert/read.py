@@ -174,7 +174,9 @@ def read_one(
     """One input read, cleaned and prepared, and the further inputs it names (an OPML
     list's); ConvertError when it cannot be read."""
     where = display_name(name)
-    data = read_bytes(name, stage.max_input_bytes, downloader)
+    # A file of ours (a feed merged with) is never read through a link planted in its
+    # place: its items would be published (a link to someone's private feed).
+    data = read_bytes(name, stage.max_input_bytes, downloader, follow_links=not ours)
     read = sniff_reader(data, where)(data, where, options.reading)
     items = []
     for parsed in read.items:

@@ -9,8 +9,10 @@ reader names the feeds to read in its place.
 from __future__ import annotations
 
 import codecs
+import errno
 import glob
 import logging
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -65,8 +67,11 @@ def _inputs_among(spec: str, paths: Iterable[Path]) -> list[str]:
     return inputs
 
 
-def read_bytes(name: str, max_bytes: int, downloader: Downloader | None = None) -> bytes:
-    """The bytes of a file, a URL, or standard input for `-`, within `max_bytes`."""
+def read_bytes(
+    name: str, max_bytes: int, downloader: Downloader | None = None, *, follow_links: bool = True
+) -> bytes:
+    """The bytes of a file, a URL, or standard input for `-`, within `max_bytes`; with
+    `follow_links` false, a file that is a symbolic link is refused."""
     if is_web_url(name):
         if downloader is None:
             raise ConvertError(name, "URLs are not read here")
@@ -76,13 +81,16 @@ def read_bytes(name: str, max_bytes: int, downloader: Downloader | None = None) 
             if name == STDIN:
                 data = sys.stdin.buffer.read(max_bytes + 1)
             else:
-                with open(name, "rb") as handle:
+                flags = os.O_RDONLY | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
+                with open(os.open(name, flags), "rb") as handle:
                     data = handle.read(max_bytes + 1)
         except FileNotFoundError:
             raise ConvertError(name, "no such file") from None
         except IsADirectoryError:
             raise ConvertError(name, "is a folder, not a file") from None
         except OSError as error:
+            if error.errno == errno.ELOOP and not follow_links:
+                raise ConvertError(name, "is a symbolic link; not followed") from None
             raise ConvertError(name, f"cannot read: {error.strerror}") from None
         if len(data) > max_bytes:
             raise ConvertError(name, f"larger than max_input_bytes ({max_bytes} bytes)")

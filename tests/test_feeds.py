@@ -13,6 +13,7 @@ import pytest
 from conftest import read_source, run_command
 from goldens import EXAMPLES, FEED_EXAMPLES, NOW, ROOT, feed_goldens, feed_outputs
 
+from convert.cli import main
 from convert.config import Config, FeedTarget, load_config
 from convert.errors import ConvertError
 from convert.plan import settings_of
@@ -283,3 +284,21 @@ def test_html_fragment_without_title_uses_file_name(
         (article,) = read_source(str(fragment), config).articles
     assert article.title == "bare-fragment"
     assert "no title" in caplog.text
+
+
+def test_a_feed_output_that_is_a_symlink_is_not_read_through(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`feed -o OUT` merges OUT's items: a link planted there to a private feed would have
+    published them. The link is not followed; the feed replaces it, the target is intact."""
+    private = tmp_path / "private.xml"
+    assert main(["feed", str(ROOT / "examples" / "feedx-nytimes.xml"), "-o", str(private)]) == 0
+    before = private.read_bytes()
+    public = tmp_path / "public.xml"
+    public.symlink_to(private)
+    wsj = str(ROOT / "examples" / "wsj-no-images.txt")
+    assert main(["feed", wsj, "-o", str(public), "--self-url", "https://e.org/p.xml"]) == 0
+    assert f"warning: {public}: is a symbolic link; not followed" in capsys.readouterr().err
+    assert not public.is_symlink()
+    assert len(feedparser.parse(public.read_bytes()).entries) == 1  # only its own item
+    assert private.read_bytes() == before
