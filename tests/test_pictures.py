@@ -578,3 +578,22 @@ def test_options_are_checked() -> None:
         PictureOptions(jpeg_quality=0)
     with pytest.raises(ValueError, match="workers"):
         PictureOptions(workers=0)
+
+
+def test_a_stricter_address_rule_does_not_take_what_a_looser_one_cached(
+    httpserver: HTTPServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a run with allow_private: true, a run with false embedded the cached
+    loopback pictures without a fetch or a warning. Now it asks, and the guard refuses."""
+    url = serve(httpserver, "/local.png", encode(scene((40, 30)), "PNG"))
+    cache = tmp_path / "pictures"
+    assert set(fetch([url], tmp_path, cache)) == {url}  # allowed: fetched and cached
+    served = len(httpserver.log)
+    strict = dataclasses.replace(limits(tmp_path), allow_private=False)
+    with Downloader(strict) as client:
+        pictures = fetch_pictures([url], client, cache, PictureOptions())
+    assert pictures == {}
+    assert len(httpserver.log) == served  # refused before any connection
+    assert any("127.0.0.1" in r.getMessage() and url in r.getMessage() for r in caplog.records)
+    assert set(fetch([url], tmp_path, cache)) == {url}  # the looser rule still has it
+    assert len(httpserver.log) == served  # from the cache: no request

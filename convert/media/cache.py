@@ -43,7 +43,7 @@ class PictureCache:
     it is written into a book (`Picture.data`).
     """
 
-    def __init__(self, folder: Path, options: PictureOptions) -> None:
+    def __init__(self, folder: Path, options: PictureOptions, address_rule: str = "") -> None:
         # Plain strings: a few thousand lookups per book, and pathlib's joins add up.
         self.urls = os.path.join(folder, "urls")
         self.pictures = os.path.join(folder, "prepared")
@@ -60,11 +60,16 @@ class PictureCache:
             *(["original"] if options.keep_original else []),
         ]
         self.variant = hashlib.sha256(json.dumps(variant).encode()).hexdigest()[:16]
+        # Which addresses the downloader may reach (Downloader.address_rule): what a URL
+        # served under a looser rule (a loopback picture while private addresses were
+        # allowed) is not known under a stricter one, so it is fetched again, and the
+        # guard refuses it. Prepared pictures are shared: only a URL leads to them.
+        self.address_rule = address_rule
         self._lock = threading.Lock()
         self._warned = False
 
     def _url_path(self, url: str) -> str:
-        name = hashlib.sha256(url.encode("utf-8")).hexdigest()
+        name = hashlib.sha256(f"{self.address_rule}\n{url}".encode()).hexdigest()
         return os.path.join(self.urls, f"{name}.json")
 
     def _picture_paths(self, content: str) -> tuple[str, str]:

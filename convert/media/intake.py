@@ -45,7 +45,7 @@ def fetch_pictures(
     """Fetch, check and prepare each picture; those that fail are absent, with a warning
     (or told to `failed`). `tick` is called once per picture done."""
     unique = _within_count(urls, options)
-    cache = PictureCache(cache_dir, options)
+    cache = PictureCache(cache_dir, options, downloader.address_rule)
     hits = {url: p for url in unique if (p := _checked_hit(cache, url)) is not None}
     return _fetch_rest(unique, hits, downloader, cache, options, failed=failed, tick=tick)
 
@@ -67,7 +67,7 @@ def fetch_to_budget(
     is): a warm rebuild of a book over budget reads each picture's bytes once here.
     """
     unique = _within_count(urls, options)
-    cache = PictureCache(cache_dir, options)
+    cache = PictureCache(cache_dir, options, downloader.address_rule)
     known = {url: recorded for url in unique if (recorded := cache.known(url)) is not None}
     # The 404s and the like, which are never cached, are tried again in either case.
     unchecked = {url: recorded.picture(url) for url, recorded in known.items()}

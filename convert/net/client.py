@@ -39,6 +39,13 @@ class Downloader:
 
     def __init__(self, limits: Download) -> None:
         self.limits = limits
+        # What it may reach, as text: caches keyed by it never hand a stricter run what
+        # a looser one fetched.
+        self.address_rule = (
+            "any address"
+            if limits.allow_private
+            else "public, " + ",".join(sorted(limits.allow_networks))
+        )
         # Made on the first request: its TLS contexts cost about 0.1 s, and most runs
         # (local files, or one per worker process) never download anything.
         self._lazy_client: httpx.Client | None = None
