@@ -223,6 +223,9 @@ class Download:
     deadline: float = field(default=60.0, metadata=_check(_positive))
     """Seconds one download may take in all: redirects, retries and a slow body included."""
 
+    retry_after_max: float = field(default=30.0, metadata=_check(_positive))
+    """Longest `Retry-After` of a 429 or 503 waited for; a longer one skips the item."""
+
     cache_dir: str
     """Folder of the conditional-GET cache for feeds; empty: the user's cache folder."""
 

@@ -658,3 +658,38 @@ def test_a_malformed_picture_address_does_not_stop_the_run(tmp_path: Path) -> No
     markdown = only_markdown(out)
     assert "正文第一段" in markdown
     assert "127.0.0.1:abc" not in markdown
+
+
+# --- Retry-After ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+def test_a_busy_server_is_asked_again_after_the_time_it_gives(
+    httpserver: HTTPServer, status: int, form: str
+) -> None:
+    # An HTTP date has whole seconds: 1 to 2 s from now.
+    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 2))
+    wait = "1" if form == "seconds" else date
+    httpserver.expect_ordered_request("/feed.xml").respond_with_data(
+        "busy", status=status, headers={"Retry-After": wait}
+    )
+    httpserver.expect_ordered_request("/feed.xml").respond_with_data("<rss/>")
+    started = time.monotonic()
+    fetched = fetch(httpserver.url_for("/feed.xml"), allow_private=True, retries=1, backoff=0.01)
+    assert fetched.content == b"<rss/>"
+    assert time.monotonic() - started >= 0.9  # it waited as asked, not the 0.01 s backoff
+    assert len(httpserver.log) == 2
+
+
+def test_a_retry_after_beyond_the_cap_skips_the_item_at_once(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/feed.xml").respond_with_data(
+        "busy", status=429, headers={"Retry-After": "3600"}
+    )
+    started = time.monotonic()
+    error = refusal(httpserver.url_for("/feed.xml"), allow_private=True, retries=2)
+    assert time.monotonic() - started < 1
+    assert error.reason == (
+        "HTTP 429, retry after 3600 s: longer than download.retry_after_max (30 s)"
+    )
+    assert len(httpserver.log) == 1

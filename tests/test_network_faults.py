@@ -296,14 +296,15 @@ def test_deadline_bounds_the_retries_of_a_silent_server(
         stop.wait(30)
 
     server = serve(silent)
-    # Without a deadline: 6 attempts × 0.5 s + 3.1 s of backoff, about 6 s.
-    download = limits(tmp_path, timeout=0.5, retries=5, backoff=0.1, deadline=1.2)
+    # Without a deadline: two attempts × 0.5 s, then the host is left for the run (its
+    # second timeout); the deadline comes first, within the second attempt.
+    download = limits(tmp_path, timeout=0.5, retries=5, backoff=0.1, deadline=0.8)
 
     error, seconds = refused(server.url(), download)
 
-    assert "1.2-second deadline" in error.reason
-    assert seconds < 1.8
-    assert server.connections <= 3
+    assert "0.8-second deadline" in error.reason
+    assert seconds < 1.4
+    assert server.connections <= 2
 
 
 def test_deadline_spans_redirects(serve: Callable[[Handler], RawServer], tmp_path: Path) -> None:
@@ -560,3 +561,37 @@ def test_endless_fresh_redirects_end_without_retries(
     assert error.reason == f"more than {download.max_redirects} redirects"
     assert server.connections == download.max_redirects + 1  # not retried
     assert seconds < 2
+
+
+# --- a picture server that sends its headers and then nothing ---------------------------
+
+
+def _headers_then_nothing(conn: socket.socket, _head: bytes, stop: threading.Event) -> None:
+    conn.sendall(head(Content_Type="image/png", Content_Length="5000"))
+    stop.wait(CASE_SECONDS)  # the body never comes
+
+
+@pytest.mark.parametrize("workers", [1, 8])
+def test_a_stalled_host_is_asked_twice_then_not_again_in_the_run(
+    serve: Callable[[Handler], RawServer],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    workers: int,
+) -> None:
+    """Each of 16 pictures cost the whole 60-second deadline (the read timeout retried);
+    now each stalled read is cut at the read timeout, and after two the host is left."""
+    server = serve(_headers_then_nothing)
+    urls = [server.url(f"/p{n}.png") for n in range(16)]
+    download = limits(tmp_path, timeout=0.5, retries=2, deadline=30.0)
+    started = time.monotonic()
+    with Downloader(download) as downloader:
+        options = PictureOptions(workers=workers)
+        pictures = fetch_pictures(urls, downloader, tmp_path / "pictures", options)
+    seconds = time.monotonic() - started
+    assert pictures == {}
+    # One at a time: exactly two. With threads, those in flight when the second timeout
+    # came, and none after it: not 16 pictures × 3 attempts.
+    assert len(server.requests) == 2 if workers == 1 else len(server.requests) <= workers + 1
+    assert seconds < 2 * 0.5 + 1.5  # two rounds of cut reads, not 16 deadlines
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said.count("127.0.0.1: timed out 2 times; not asked again in this run") == 1

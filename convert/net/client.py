@@ -14,7 +14,12 @@ download (redirects, retries and a body that drips in a byte at a time all count
 
 from __future__ import annotations
 
+import email.utils
+import logging
+import threading
 import time
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -27,9 +32,15 @@ from convert.net.cache import ResponseCache, user_cache_dir
 from convert.net.fetched import Fetched
 from convert.net.inflate import ACCEPT_ENCODING, Inflater
 from convert.net.policy import DEADLINE, AddressPolicy, RefusedAddress, UnresolvableHost
+from convert.urls import host_of
 
 if TYPE_CHECKING:
     import httpx
+
+log = logging.getLogger(__name__)
+
+TIMEOUTS_PER_HOST = 2
+"""Timeouts after which a host is not asked again in this run (a stalled server)."""
 
 USER_AGENT = f"feedx-convert/{__version__} (+https://pypi.org/project/feedx-convert/)"
 
@@ -51,6 +62,10 @@ class Downloader:
         self._lazy_client: httpx.Client | None = None
         cache_root = Path(limits.cache_dir) if limits.cache_dir else user_cache_dir()
         self._cache = ResponseCache(cache_root / "http")
+        # Hosts that timed out, and those given up on: a server that sends its headers
+        # and then nothing would cost every one of its pictures the whole deadline.
+        self._timeouts: Counter[str] = Counter()
+        self._lock = threading.Lock()  # pictures are fetched from several threads
 
     def __enter__(self) -> Self:
         return self
@@ -97,6 +112,9 @@ class Downloader:
         All of it, retries included, ends within `deadline` seconds.
         """
         limit = max_bytes or self.limits.max_bytes
+        host = host_of(url)
+        if self._timeouts[host] >= TIMEOUTS_PER_HOST:
+            raise ConvertError(url, f"not asked: {host} timed out {TIMEOUTS_PER_HOST} times")
         cached = self._cache.lookup(url) if cache else None
         headers = cached.validators() if cached else {}
         deadline = time.monotonic() + self.limits.deadline
@@ -124,10 +142,27 @@ class Downloader:
                 if attempt == self.limits.retries:
                     raise ConvertError(url, error.reason) from None
                 pause = self.limits.backoff * 2**attempt
+                if error.wait is not None:
+                    if error.wait > self.limits.retry_after_max:
+                        reason = (
+                            f"{error.reason}, retry after {error.wait:g} s: longer than "
+                            f"download.retry_after_max ({self.limits.retry_after_max:g} s)"
+                        )
+                        raise ConvertError(url, reason) from None
+                    pause = error.wait
                 if time.monotonic() + pause >= deadline:
                     raise ConvertError(url, f"{error.reason}; {self._late()}") from None
                 time.sleep(pause)
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+    def _gives_up_on(self, host: str) -> bool:
+        """Count a timeout of `host`; True (and one warning) when it is not to be asked again."""
+        with self._lock:
+            self._timeouts[host] += 1
+            count = self._timeouts[host]
+        if count == TIMEOUTS_PER_HOST:
+            log.warning("%s: timed out %d times; not asked again in this run", host, count)
+        return count >= TIMEOUTS_PER_HOST
 
     def _late(self) -> str:
         return f"not done within the {self.limits.deadline:g}-second deadline (download.deadline)"
@@ -157,6 +192,13 @@ class Downloader:
                         continue
                     if response.status_code == 304 and headers:
                         return Fetched(url=current, content=b"", content_type="", not_modified=True)
+                    if response.status_code in (429, 503):
+                        # Busy, and maybe saying for how long: waited for (within the
+                        # deadline and retry_after_max) and asked again, else skipped.
+                        raise _Transient(
+                            f"HTTP {response.status_code}",
+                            wait=_retry_after(response.headers.get("retry-after", "")),
+                        )
                     if response.status_code >= 500:
                         raise _Transient(f"HTTP {response.status_code}")
                     if response.status_code != 200:
@@ -179,7 +221,10 @@ class Downloader:
             except httpx.TimeoutException:
                 if time.monotonic() >= deadline:
                     raise ConvertError(url, self._late()) from None
-                raise _Transient(f"timed out after {self.limits.timeout:g} s") from None
+                reason = f"timed out after {self.limits.timeout:g} s"
+                if self._gives_up_on(host_of(current)):
+                    raise ConvertError(url, reason) from None  # not retried either
+                raise _Transient(reason) from None
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as error:
                 raise _Transient(f"download failed: {error}") from None
             except httpx.HTTPError as error:
@@ -215,8 +260,24 @@ class Downloader:
 
 
 class _Transient(Exception):
-    """A failure worth another attempt: a 5xx answer, a timeout, a lost connection."""
+    """A failure worth another attempt: a 5xx or 429 answer, a timeout, a lost connection."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, wait: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.wait = wait  # seconds the server asked for (Retry-After), if it said
+
+
+def _retry_after(value: str) -> float | None:
+    """Seconds a `Retry-After` asks for (a number of seconds, or an HTTP date); None
+    when it says nothing usable."""
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
