@@ -341,20 +341,31 @@ def test_redirect_to_a_non_http_scheme_is_refused(httpserver: HTTPServer, target
     assert len(httpserver.log) == 1
 
 
+@pytest.mark.parametrize(
+    "location",
+    [
+        b"http://[broken/",
+        b"http://127.0.0.1:abc/",
+        b"http://999.1.1.1/",
+        b"http://\x00x/",
+        b"http://a..b/",
+    ],
+)
 def test_malformed_redirect_target_is_a_convert_error(
-    listen: Callable[..., CountingListener],
+    listen: Callable[..., CountingListener], location: bytes
 ) -> None:
-    """A server's broken Location header is the server's fault, reported as a ConvertError."""
+    """A server's broken Location header is the server's fault, reported as a ConvertError,
+    and not retried as if it were temporary (it was, three times, for a bad port)."""
     listener = listen(
         "127.0.0.1",
-        b"HTTP/1.1 302 Found\r\nLocation: http://[broken/\r\nContent-Length: 0\r\n"
+        b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n"
         b"Connection: close\r\n\r\n",
     )
     url = listener.url("/jump")
 
-    error = refusal(url, allow_private=True)
+    error = refusal(url, allow_private=True, retries=2)
 
-    assert "http://[broken/" in error.reason
+    assert error.reason.startswith(("bad address", "download failed: "))
     assert listener.close() == 1
 
 

@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# What httpx and h11 say of an answer that is broken as sent (a Location that is no
+# URL, a header with a NUL), unlike a connection cut midway: asking again gets the same.
+_BROKEN_ANSWERS = ("Invalid URL in location header", "illegal header line")
+
 TIMEOUTS_PER_HOST = 2
 """Timeouts after which a host is not asked again in this run (a stalled server)."""
 
@@ -216,7 +220,8 @@ class Downloader:
                 raise ConvertError(url, f"refused: {error}") from None
             except UnresolvableHost as error:
                 raise ConvertError(url, str(error)) from None
-            except httpx.InvalidURL as error:  # not an HTTPError: would escape uncaught
+            except (httpx.InvalidURL, UnicodeError) as error:  # not HTTPErrors: would escape
+                # (UnicodeError: a host IDNA cannot encode, `a..b`.)
                 raise ConvertError(url, f"bad address {current!r}: {error}") from None
             except httpx.TimeoutException:
                 if time.monotonic() >= deadline:
@@ -225,7 +230,11 @@ class Downloader:
                 if self._gives_up_on(host_of(current)):
                     raise ConvertError(url, reason) from None  # not retried either
                 raise _Transient(reason) from None
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as error:
+            except httpx.RemoteProtocolError as error:
+                if str(error).startswith(_BROKEN_ANSWERS):  # the same next time: no retry
+                    raise ConvertError(url, f"download failed: {error}") from None
+                raise _Transient(f"download failed: {error}") from None  # a cut connection
+            except (httpx.ConnectError, httpx.ReadError) as error:
                 raise _Transient(f"download failed: {error}") from None
             except httpx.HTTPError as error:
                 raise ConvertError(url, f"download failed: {error}") from None
