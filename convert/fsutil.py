@@ -18,11 +18,14 @@ from typing import cast
 
 from convert.errors import ConvertError
 
-# A temporary file is `.NAME.XXXXXXXX.tmp` beside its target (mkstemp's 8 random
-# characters). One left by a killed run is removed by the next write into its folder
-# once it is this old: a live writer, here or in another process, is done long before.
+# A temporary file is `.NAME.feedx-convert-XXXXXXXX.tmp` beside its target (mkstemp's 8
+# random characters after our name: no user names a file so). One left by a killed run
+# is removed at the start of every run that writes into its folder, and by the next
+# write there, once it is this old: a live writer, here or in another process, is
+# done long before.
 STALE_TEMP_SECONDS = 600.0
-_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+TEMP_MARK = "feedx-convert-"
+_TEMP_NAME = re.compile(rf"\..+\.{TEMP_MARK}[a-z0-9_]{{8}}\.tmp")
 _swept: set[tuple[int, str]] = set()  # (process, folder): each folder once per process
 
 
@@ -81,8 +84,8 @@ def write_atomic(path: Path, data: bytes | str, batch: FileBatch | None = None) 
 def _write_temp(path: Path, payload: bytes, *, sync: bool) -> str:
     """A temporary file beside `path` holding `payload` (on disk when `sync`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_stale_temps(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _sweep_once(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{TEMP_MARK}", suffix=".tmp")
     try:
         # mkstemp makes the file private; outputs get the usual mode (feeds are served).
         os.fchmod(fd, 0o666 & ~_umask())
@@ -174,12 +177,16 @@ def _find_syncfs() -> Callable[[int], int] | None:
 _syncfs = _find_syncfs()
 
 
-def _sweep_stale_temps(folder: Path) -> None:
-    """Remove the temporary files a killed run left in `folder` (once per process)."""
+def _sweep_once(folder: Path) -> None:
+    """`sweep_stale_temps`, the first time this process writes into `folder`."""
     key = (os.getpid(), os.path.abspath(folder))  # a forked child sweeps again
-    if key in _swept:
-        return
-    _swept.add(key)
+    if key not in _swept:
+        _swept.add(key)
+        sweep_stale_temps(folder)
+
+
+def sweep_stale_temps(folder: Path) -> None:
+    """Remove the temporary files a killed run left in `folder` (ours, and stale)."""
     cutoff = time.time() - STALE_TEMP_SECONDS
     try:
         with os.scandir(folder) as entries:

@@ -14,19 +14,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from convert.config import MarkdownTarget, Target
 from convert.errors import ConvertError
-from convert.fsutil import exclusive_lock
+from convert.fsutil import exclusive_lock, sweep_stale_temps
 from convert.model import Article, newest_first
 from convert.net.client import Downloader
 from convert.outputs import open_output
-from convert.outputs.base import Output, OutputContext, Progress, Taken
+from convert.outputs.base import STDOUT, Output, OutputContext, Progress, Taken
 from convert.plan import Plan, Settings
 from convert.read import (
     InputDone,
@@ -88,6 +89,9 @@ def run_plan(plan: Plan, progress: Progress | None = None) -> RunReport:
             jobs=plan.jobs,
             dry_run=plan.dry_run,
         )
+        if not plan.dry_run:
+            for folder in _output_folders(plan.targets):
+                sweep_stale_temps(folder)  # even when nothing is to be written there
         outputs = [
             open_output(kind, target, settings.sections.get(kind), context)
             for kind, target in plan.targets
@@ -263,6 +267,18 @@ def _produce(output: Output, kind: str, target: object, progress: Progress | Non
     finally:
         if step:
             step()
+
+
+def _output_folders(targets: Iterable[tuple[str, Target]]) -> list[Path]:
+    """The folders the outputs write into (a Markdown folder, a file's folder)."""
+    folders = []
+    for _kind, target in targets:
+        if isinstance(target, MarkdownTarget):
+            if target.folder and target.folder != STDOUT:
+                folders.append(Path(target.folder))
+        elif target.path != STDOUT:
+            folders.append(Path(target.path).parent)
+    return folders
 
 
 def _read_back(name: str, stage: ReadStage, downloader: Downloader) -> ReadInput:

@@ -12,8 +12,8 @@ run changes them.
   is its previous version byte for byte or the complete new one (both versions parse),
   and the archive passes `PRAGMA integrity_check`, holds every article it held and each
   source's articles all old or all new (one transaction per source). A kill inside
-  `write_atomic` leaves a hidden `.NAME.XXXXXXXX.tmp` that no reader takes for an output
-  and that the next write into the folder removes once it is stale.
+  `write_atomic` leaves a hidden `.NAME.feedx-convert-XXXXXXXX.tmp` that no reader takes for
+  an output and that the next run writing into the folder removes once it is stale.
 - On a full disk (a filled-up tmpfs where this machine lets us mount one; a file size
   limit, RLIMIT_FSIZE, everywhere) the command exits 1 with one `error: PATH: reason`
   line per output it could not write and no traceback; each output is its previous
@@ -64,7 +64,7 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
 LANES = max(2, min(8, CORES or 2))  # children killed side by side: one per core
 TIMEOUT = 120  # seconds a run may take before the test calls it hung
 ARCHIVE = "out/archive.sqlite"
-TEMP = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp")
+TEMP = re.compile(r"\.(?P<target>.+)\.feedx-convert-[a-z0-9_]{8}\.tmp")
 DROPPED = "zaobao-realtime.txt"  # not in the previous version: the new one adds it
 FILLER = "FILLER"  # fills the tmpfs; not an output
 
@@ -586,19 +586,42 @@ def test_sigkill_at_random_moments_leaves_old_or_new_never_half(
     print(f"{name}: {len(left)} temporary files left by kills, removed by the next run")
 
 
-def test_a_stale_temporary_file_goes_with_the_next_write_a_fresh_one_stays(
-    tmp_path: Path,
-) -> None:
-    stale, fresh = tmp_path / ".feed.xml.abcd_123.tmp", tmp_path / ".feed.xml.zz99zz99.tmp"
-    other = tmp_path / ".notes.txt.tmp"  # not of our making
-    for path in (stale, fresh, other):
+def _planted_temps(folder: Path) -> tuple[Path, Path, Path]:
+    """A stale temporary file of ours, a fresh one, and a user's file shaped like the
+    names we used to give ours (`.NAME.XXXXXXXX.tmp`), old."""
+    stale = folder / ".feed.xml.feedx-convert-abcd_123.tmp"
+    fresh = folder / ".feed.xml.feedx-convert-zz99zz99.tmp"
+    users = folder / ".notes.txt.abcdefgh.tmp"  # not of our making
+    for path in (stale, fresh, users):
         path.write_bytes(b"<rss")
     old = time.time() - STALE_TEMP_SECONDS - 1
     os.utime(stale, (old, old))
-    os.utime(other, (old, old))
+    os.utime(users, (old, old))
+    return stale, fresh, users
+
+
+def test_a_stale_temporary_file_goes_with_the_next_write_a_fresh_one_stays(
+    tmp_path: Path,
+) -> None:
+    stale, fresh, users = _planted_temps(tmp_path)
     write_atomic(tmp_path / "feed.xml", "<rss/>")
-    assert not stale.exists() and fresh.exists() and other.exists()
+    assert not stale.exists() and fresh.exists() and users.exists()
     assert (tmp_path / "feed.xml").read_text() == "<rss/>"
+
+
+def test_a_run_with_nothing_to_change_still_sweeps_its_output_folders(tmp_path: Path) -> None:
+    """Temp files of killed runs stayed until a later run wrote into that folder: a
+    rerun with nothing to change never swept."""
+    out = tmp_path / "out"
+    out.mkdir()
+    seed = str(ROOT / "examples" / "wsj-no-images.txt")
+    argv = ["feed", seed, "-o", str(out / "feed.xml"), "--self-url", "https://e.org/f.xml"]
+    assert main(argv) == 0
+    stale, fresh, users = _planted_temps(out)
+    before = (out / "feed.xml").stat().st_mtime_ns
+    assert main(argv) == 0
+    assert (out / "feed.xml").stat().st_mtime_ns == before  # nothing was written
+    assert not stale.exists() and fresh.exists() and users.exists()
 
 
 def test_a_batch_shows_files_only_whole_and_only_at_its_commit(tmp_path: Path) -> None:
