@@ -299,9 +299,12 @@ def test_killed_run_leaves_no_worker_behind(tmp_path: Path) -> None:
     assert left == []
 
 
-def _on_a_terminal(argv: list[str], cwd: Path) -> tuple[int, str]:
+def _on_a_terminal(
+    argv: list[str], cwd: Path, *, interrupt_on: bytes | None = None
+) -> tuple[int, str]:
     """`feedx-convert ARGV` with its stdout and stderr on a pseudo-terminal: the exit
-    code and what the terminal showed, escape sequences removed."""
+    code and what the terminal showed, escape sequences removed. With `interrupt_on`,
+    Ctrl-C is pressed once the terminal shows it (SIGINT to the job's process group)."""
     master, slave = pty.openpty()
     child = subprocess.Popen(
         [sys.executable, "-m", "convert", *argv],
@@ -309,6 +312,7 @@ def _on_a_terminal(argv: list[str], cwd: Path) -> tuple[int, str]:
         stdout=slave,
         stderr=slave,
         cwd=cwd,
+        start_new_session=True,  # its own group, as a terminal's foreground job is
         env={**os.environ, "COLUMNS": "120", "TERM": "xterm", "PYTHONIOENCODING": "utf-8"},
     )
     os.close(slave)
@@ -326,6 +330,10 @@ def _on_a_terminal(argv: list[str], cwd: Path) -> tuple[int, str]:
             shown += data
         elif child.poll() is not None:
             break
+        if interrupt_on is not None and interrupt_on in shown:
+            time.sleep(0.3)
+            os.killpg(child.pid, signal.SIGINT)
+            interrupt_on = None
     os.close(master)
     code = child.wait(timeout=30)
     return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode("utf-8", "replace"))
@@ -378,44 +386,11 @@ def test_ctrl_c_ends_the_progress_line_says_interrupted_and_exits_130(tmp_path: 
     )
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     command = ["-c", "job.yaml", "run", "-j", "1", "--archive", "archive.sqlite"]
-    master, slave = pty.openpty()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "convert", *command],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        cwd=tmp_path,
-        start_new_session=True,  # its own group, as a terminal's foreground job is
-        env={**os.environ, "COLUMNS": "120", "TERM": "xterm", "PYTHONIOENCODING": "utf-8"},
-    )
-    os.close(slave)
-    shown = b""
-    deadline = time.monotonic() + 60
-    interrupted = False
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:
-                    break
-                if not data:
-                    break
-                shown += data
-            if not interrupted and b"Reading" in shown:
-                time.sleep(0.3)
-                os.killpg(child.pid, signal.SIGINT)  # what Ctrl-C on the terminal does
-                interrupted = True
-            if child.poll() is not None and not ready:
-                break
-        code = child.wait(timeout=30)
+        code, text = _on_a_terminal(command, tmp_path, interrupt_on=b"Reading")
     finally:
         _StallingFeed.release.set()
         server.shutdown()
-        os.close(master)
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode("utf-8", "replace"))
-    assert interrupted, text
     assert code == 130, text
     lines = [line.strip("\r") for line in text.split("\n")]
     assert "interrupted" in lines, text  # a line of its own, not glued to the bar

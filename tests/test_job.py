@@ -35,6 +35,18 @@ def run(*args: str) -> int:
     return main(["run", "--archive", "out/archive.sqlite", *args])
 
 
+def run_apart(workdir: Path) -> subprocess.CompletedProcess[str]:
+    """The job in a process of its own (for what one process cannot do to itself)."""
+    return subprocess.run(
+        [sys.executable, "-m", "convert", "run", "--archive", "out/archive.sqlite"],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        timeout=120,
+        check=False,
+    )
+
+
 def fingerprints(folder: Path) -> dict[str, tuple[str, int]]:
     """Every output file with its hash and modification time."""
     return {
@@ -139,14 +151,7 @@ def test_misspelled_key_is_named_with_its_line(
 def test_a_second_run_on_the_same_archive_is_refused(workdir: Path) -> None:
     lock = workdir / "out" / "archive.sqlite.lock"
     with exclusive_lock(lock):
-        done = subprocess.run(
-            [sys.executable, "-m", "convert", "run", "--archive", "out/archive.sqlite"],
-            capture_output=True,
-            text=True,
-            cwd=workdir,
-            timeout=120,
-            check=False,
-        )
+        done = run_apart(workdir)
     assert done.returncode == 1
     assert done.stderr.strip().endswith(
         f"error: {Path('out') / 'archive.sqlite.lock'}: another run holds this lock "
@@ -168,14 +173,7 @@ def test_a_link_or_pipe_planted_as_the_lock_is_refused_and_what_it_names_is_unto
         lock.symlink_to(victim)
     else:
         os.mkfifo(lock)
-    done = subprocess.run(
-        [sys.executable, "-m", "convert", "run", "--archive", "out/archive.sqlite"],
-        capture_output=True,
-        text=True,
-        cwd=workdir,
-        timeout=120,
-        check=False,
-    )
+    done = run_apart(workdir)
     reason = "is a symbolic link; not followed" if planted == "symlink" else "is not a plain file"
     assert done.returncode == 1
     assert (
