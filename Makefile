@@ -24,7 +24,7 @@ fonts:
 
 # The main job (config.yaml) on the bundled examples: feeds, Markdown and an EPUB in out/.
 run: $(STAMP) fonts
-	$(BIN)/feedx-convert run --archive out/archive.sqlite
+	$(BIN)/feedx-convert run --archive state/archive.sqlite
 
 lint: $(STAMP)
 	$(BIN)/ruff check convert tests bench
@@ -45,4 +45,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf out state .pytest_cache .mypy_cache .ruff_cache
