@@ -20,7 +20,14 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from convert.model import Article
-from convert.urls import as_uri, host_in, is_tracking_parameter, is_web_url, stable_id
+from convert.urls import (
+    DEFAULT_PORTS,
+    as_uri,
+    host_in,
+    is_tracking_parameter,
+    is_web_url,
+    stable_id,
+)
 
 # Path segments that name an edition of a story, not a story: NYT's
 # /.../slug/zh-hant/ and /.../slug/dual/ are the same story as /.../slug/.
@@ -29,7 +36,6 @@ MIRROR = "feedx"
 """The host every feedx mirror domain counts as."""
 # Sub-domains that serve the same site: `m.example.com` and `www.example.com` are it.
 _ALIAS_LABELS = ("m.", "www.")
-_DEFAULT_PORTS = {("http", 80), ("https", 443)}
 # The script a reader gets when they ask for none, or for one no edition has.
 DEFAULT_SCRIPT = "zh-hans"
 # Sorts before every real time: an undated edition loses to a dated one.
@@ -58,7 +64,7 @@ class Identity:
         host = (parts.hostname or "").lower()
         if host.startswith("m."):
             host = host[2:]
-        if port and (scheme, port) not in _DEFAULT_PORTS:
+        if port and port != DEFAULT_PORTS.get(scheme):
             host = f"{host}:{port}"
         return urlunsplit((scheme, host, parts.path or "/", self._query(parts.query), ""))
 
@@ -108,7 +114,7 @@ class Identity:
             host = host.partition(".")[2]
         if host_in(host, self.mirror_hosts):
             host = MIRROR
-        elif port and (parts.scheme.lower(), port) not in _DEFAULT_PORTS:
+        elif port:  # as_uri has dropped a default one
             host = f"{host}:{port}"
         segments = [s for s in parts.path.split("/") if s]
         return host, segments, self._query(parts.query)

@@ -107,7 +107,8 @@ _SAFE_IN = {
     "path": _PCHAR | {"/"},
     "query": _PCHAR | {"/", "?"},
 }
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443}
+"""The port each web scheme means when it names none."""
 _OCTET = re.compile(r"%[0-9A-Fa-f]{2}|.", re.S)
 
 
@@ -133,7 +134,7 @@ def as_uri(url: str) -> str:
             host = f"[{host}]"  # IPv6
         userinfo = parts.netloc.rpartition("@")[0]
         netloc = (_encoded(userinfo, "path").replace("/", "%2F") + "@" if userinfo else "") + host
-        if port is not None and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
+        if port is not None and port != DEFAULT_PORTS.get(parts.scheme.lower()):
             netloc += f":{port}"
     path = _encoded(parts.path, "path")
     if netloc:
