@@ -164,6 +164,10 @@ class _Stored(NamedTuple):
     captured: str | None
 
 
+# The files SQLite keeps beside an archive (write-ahead log, its index, a rollback journal).
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
 class Archive:
     """One archive file, open for reading and writing."""
 
@@ -174,6 +178,10 @@ class Archive:
         self.identity = identity
         if path.is_dir():
             raise ConvertError(str(path), "is a folder, not an archive file")
+        for own in (path, *(path.with_name(path.name + end) for end in _SIDE_FILES)):
+            if own.is_symlink():
+                # SQLite would write through it, into whatever file it names.
+                raise ConvertError(str(own), "is a symbolic link; not followed")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:

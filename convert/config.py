@@ -26,6 +26,7 @@ import yaml
 from lxml.cssselect import CSSSelector
 
 from convert.errors import ConfigError
+from convert.media.memory import PICTURE_WORKERS, PROCESS_MB, picture_memory
 from convert.period import parse_period
 from convert.resources import resource_path
 from convert.writers import FEED_FORMATS
@@ -79,6 +80,14 @@ def _networks(values: tuple[str, ...]) -> None:
             ipaddress.ip_network(value, strict=False)
         except ValueError:
             raise ValueError(f"not an address or network: {value!r}") from None
+
+
+class FieldProblem(ValueError):
+    """What `check_values` says of one of its fields, told at that field's line."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(reason)
+        self.name = name
 
 
 def _positive(value: float) -> None:
@@ -226,6 +235,9 @@ class Download:
     retry_after_max: float = field(default=30.0, metadata=_check(_positive))
     """Longest `Retry-After` of a 429 or 503 waited for; a longer one skips the item."""
 
+    run_deadline: float = field(default=300.0, metadata=_check(_positive))
+    """Seconds all downloads of one run may take together; the rest are then skipped."""
+
     cache_dir: str
     """Folder of the conditional-GET cache for feeds; empty: the user's cache folder."""
 
@@ -242,6 +254,9 @@ class FeedOutput:
 
     self_url: str
     """Where the written feed will be published (`atom:link rel="self"`); may be empty."""
+
+    lock_wait: float = field(default=60.0, metadata=_check(_positive))
+    """Seconds to wait while another process writes a feed in the same folder."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -418,6 +433,10 @@ class Config:
     max_input_bytes: int = field(metadata=_check(_positive))
     """Largest input file read, in bytes."""
 
+    memory_mb: float = field(default=500, metadata=_check(_positive))
+    """Memory a run may use, in MB: what is left beside the rest of the process and the
+    downloads in flight bounds the pictures being decoded at once."""
+
     image_mirror: str = field(metadata=_check(_mirror_template))
     """Your own image mirror, `https://img.example.org/{host}{path}`; empty: origins."""
 
@@ -453,6 +472,17 @@ class Config:
 
     sites: Mapping[str, SiteRules] = field(default_factory=dict)
     """Rules per host; a rule for `nytimes.com` also covers `cn.nytimes.com`."""
+
+    def check_values(self) -> None:
+        """Room for pictures in `memory_mb`."""
+        if picture_memory(self.memory_mb, self.download.max_bytes) <= 0:
+            raise FieldProblem(
+                "memory_mb",
+                f"{self.memory_mb:g} MB leaves no room for decoding pictures beside"
+                f" {PROCESS_MB} MB for the rest of the process and"
+                f" {PICTURE_WORKERS * self.download.max_bytes / 1e6:g} MB for the downloads"
+                f" in flight ({PICTURE_WORKERS} × download.max_bytes)",
+            )
 
 
 # --- loading --------------------------------------------------------------------------
@@ -676,6 +706,10 @@ def _build_dataclass(cls: Any, node: yaml.Node, key: str, built: Built) -> Any:
     if hasattr(built, "check_values"):
         try:
             built.check_values()
+        except FieldProblem as error:
+            nodes = {str(k.value): v for k, v in node.value}
+            path = f"{key}.{error.name}" if key else error.name
+            raise _fail(nodes.get(error.name, node), path, str(error)) from None
         except ValueError as error:
             raise _fail(node, key, str(error)) from None
     return built

@@ -217,13 +217,66 @@ def write_if_changed(path: Path, data: bytes | str, batch: FileBatch | None = No
     appears at the batch's commit.
     """
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    try:
-        if path.stat().st_size == len(payload) and path.read_bytes() == payload:
-            return False
-    except OSError:
-        pass  # missing or unreadable: write it
+    if holds(path, payload):
+        return False
     write_atomic(path, payload, batch)
     return True
+
+
+def holds(path: Path, payload: bytes) -> bool:
+    """True when the plain file at `path` holds `payload`; a symbolic link there (not
+    followed: what it names is not ours), a missing or unreadable file holds nothing."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return False
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size != len(payload):
+        os.close(fd)
+        return False  # a folder or a FIFO is not read; a size that differs says it all
+    with open(fd, "rb") as handle:
+        try:
+            return handle.read(len(payload) + 1) == payload
+        except OSError:
+            return False
+
+
+@contextmanager
+def folder_lock(folder: Path, wait: float, what: str) -> Iterator[None]:
+    """Hold the lock on `folder` (flock on the folder itself: no lock file among what is
+    published), waiting up to `wait` seconds while another process holds it; a
+    ConvertError naming `what` when it does not come. Where folders cannot be locked
+    (some network file systems), go on without."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        yield  # the write itself will say what is wrong with the folder
+        return
+    try:
+        if not _lock_within(fd, wait):
+            reason = f"another process is writing into its folder; waited {wait:g} s"
+            raise ConvertError(what, reason)
+        yield
+    finally:
+        os.close(fd)  # and the lock with it
+
+
+def _lock_within(fd: int, wait: float) -> bool:
+    """Lock `fd` exclusively within `wait` seconds (True also when locks are unsupported)."""
+    give_up = time.monotonic() + wait
+    pause = 0.01
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= give_up:
+                return False
+            time.sleep(min(pause, max(0.0, give_up - time.monotonic())))
+            pause = min(pause * 2, 0.2)
+        except OSError:
+            return True  # not lockable here: as before locks, no worse
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from convert.cleaning import CleanOptions, CleanRules
 from convert.config import Config, Download, SiteRules, Source, Target
 from convert.identity import Identity
+from convert.media.memory import picture_memory
 from convert.net.cache import user_cache_dir
 from convert.outputs import OUTPUTS, output_kind
 from convert.read import SourceOptions
@@ -49,6 +50,9 @@ class Settings:
 
     max_input_bytes: int
     """Largest input read, in bytes."""
+
+    picture_memory: int
+    """Bytes the pictures being decoded may hold at once (from `memory_mb`)."""
 
     stale_after_days: int
     """Warn when a feed's newest item is older than this many days."""
@@ -95,6 +99,7 @@ def settings_of(config: Config) -> Settings:
         identity=identity,
         net=config.download,
         max_input_bytes=config.max_input_bytes,
+        picture_memory=picture_memory(config.memory_mb, config.download.max_bytes),
         stale_after_days=config.feed.stale_after_days,
         zone=ZoneInfo(config.timezone),
         sections={

@@ -71,6 +71,10 @@ class ReadStage:
     clean: bool = True
     """False leaves the articles as their reader made them (`inspect --raw`)."""
 
+    downloads_end: float | None = None
+    """When the run's downloads end (seconds since the epoch), in every worker alike;
+    None: `net.run_deadline` from the first download's downloader."""
+
 
 @dataclass(frozen=True, slots=True)
 class Item:
@@ -247,11 +251,11 @@ def _is_stale(
 def read_in_worker(task: tuple[str, int], stage: ReadStage) -> InputDone:
     """`read_input` in a worker process, with the process's one downloader."""
     name, source = task
-    return read_input(name, source, stage, _process_downloader(stage.net))
+    return read_input(name, source, stage, _process_downloader(stage.net, stage.downloads_end))
 
 
 @functools.cache
-def _process_downloader(limits: Download) -> Downloader:
+def _process_downloader(limits: Download, ends_at: float | None) -> Downloader:
     # One per worker process for the whole run: its HTTP client (TLS contexts, open
     # connections) is made on the first request and kept; the process ends with the run.
-    return Downloader(limits)
+    return Downloader(limits, ends_at=ends_at)

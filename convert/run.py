@@ -71,6 +71,7 @@ def run_plan(plan: Plan, progress: Progress | None = None) -> RunReport:
             stale_after_days=settings.stale_after_days,
             now=now,
             clean=plan.clean,
+            downloads_end=downloader.ends_at,
         )
         context = OutputContext(
             identity=settings.identity,
@@ -78,6 +79,7 @@ def run_plan(plan: Plan, progress: Progress | None = None) -> RunReport:
             now=now,
             downloader=downloader,
             picture_cache=settings.picture_cache,
+            picture_memory=settings.picture_memory,
             archive=working,
             # A feed merged with: read as any input, without a source's own rules.
             read_back=partial(

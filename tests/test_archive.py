@@ -494,6 +494,23 @@ def test_a_folder_is_refused(tmp_path: Path) -> None:
     assert caught.value.where == str(tmp_path)
 
 
+@pytest.mark.parametrize("planted", ["", "-wal", "-shm", "-journal"])
+def test_an_archive_or_its_side_file_planted_as_a_link_is_refused(
+    tmp_path: Path, planted: str
+) -> None:
+    """SQLite follows links: a link planted as the archive or its journal would have had
+    a root cron run write SQLite pages into the file it names."""
+    victim = tmp_path / "victim.conf"
+    victim.write_text("precious\n", "utf-8")
+    path = tmp_path / "archive.sqlite"
+    link = path.with_name(path.name + planted)
+    link.symlink_to(victim)
+    with pytest.raises(ConvertError, match="is a symbolic link; not followed") as caught:
+        open_archive(path)
+    assert caught.value.where == str(link)
+    assert victim.read_text("utf-8") == "precious\n"
+
+
 def test_an_archive_from_a_newer_program_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "archive.sqlite"
     open_archive(path).close()

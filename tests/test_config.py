@@ -41,6 +41,14 @@ def overlay(tmp_path: Path, text: str) -> Path:
         ("timezone: !custom Asia/Shanghai\n", 1, "YAML tag !custom is not allowed"),
         ("sites: &s\n  a.org: *s\n", 1, "an alias that holds itself"),
         ("a: " + "[" * 5000 + "]" * 5000 + "\n", 0, "nested deeper than 32 levels"),
+        ("memory_mb: .nan\n", 1, "memory_mb: expected a finite number"),
+        ("memory_mb: 0\n", 1, "memory_mb: must be greater than 0"),
+        (
+            "timezone: UTC\nmemory_mb: 260\n",
+            2,
+            "memory_mb: 260 MB leaves no room for decoding pictures beside 150 MB for the rest"
+            " of the process and 120 MB for the downloads in flight (8 × download.max_bytes)",
+        ),
     ],
 )
 def test_errors_name_file_line_and_key(tmp_path: Path, text: str, line: int, message: str) -> None:

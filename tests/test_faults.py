@@ -743,3 +743,25 @@ def test_an_archive_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> No
     assert done.err == (
         "error: taken/archive.sqlite.lock: cannot create the lock: taken: File exists\n"
     )
+
+
+@pytest.mark.parametrize("payload", [b"same bytes\n", b"other bytes\n"])
+def test_a_link_planted_as_an_output_is_replaced_never_read_or_written_through(
+    tmp_path: Path, payload: bytes
+) -> None:
+    """An output is compared with what is there before being written: through a link, a
+    private file holding the same bytes would have kept the link in place."""
+    private = tmp_path / "private.md"
+    private.write_bytes(b"same bytes\n")
+    out = tmp_path / "out.md"
+    out.symlink_to(private)
+    assert write_if_changed(out, payload) is True
+    assert not out.is_symlink() and out.read_bytes() == payload
+    assert private.read_bytes() == b"same bytes\n"
+
+
+def test_a_pipe_planted_as_an_output_is_replaced_without_blocking(tmp_path: Path) -> None:
+    out = tmp_path / "feed.xml"
+    os.mkfifo(out)
+    assert write_if_changed(out, b"<rss/>") is True  # opened without waiting, never read
+    assert out.read_bytes() == b"<rss/>"

@@ -153,8 +153,11 @@ def reset(conn: socket.socket) -> None:
     conn.close()
 
 
-def run_cli(args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
-    """Run the command line with 127.0.0.1 allowed; its stderr lines."""
+def run_cli(
+    args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], more: str = ""
+) -> list[str]:
+    """Run the command line with 127.0.0.1 allowed (and `more` download settings); its
+    stderr lines."""
     config = tmp_path / "faults.yaml"
     config.write_text(
         "download:\n"
@@ -163,7 +166,7 @@ def run_cli(args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str])
         "  retries: 1\n"
         "  backoff: 0.05\n"
         "  timeout: 2\n"
-        "  deadline: 3\n",
+        "  deadline: 3\n" + more,
         encoding="utf-8",
     )
     capsys.readouterr()
@@ -595,3 +598,66 @@ def test_a_stalled_host_is_asked_twice_then_not_again_in_the_run(
     assert seconds < 2 * 0.5 + 1.5  # two rounds of cut reads, not 16 deadlines
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert said.count("127.0.0.1: timed out 2 times; not asked again in this run") == 1
+
+
+# --- the run's downloads end by its deadline ----------------------------------------------
+
+
+def _drips_forever(conn: socket.socket, _head: bytes, stop: threading.Event) -> None:
+    """A picture whose body comes a byte every 0.1 s: never a read timeout, never done."""
+    conn.sendall(head(Content_Type="image/png", Content_Length="100000"))
+    while not stop.wait(0.1):
+        conn.sendall(b"x")
+
+
+OUT_OF_TIME = "downloads stopped: this run's 1 seconds for downloads (download.run_deadline)"
+
+
+def test_the_runs_downloads_end_by_its_deadline_with_one_warning(
+    serve: Callable[[Handler], RawServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Twelve pictures that each take their whole 30-second deadline end, all of them,
+    when the run's one second is spent: the rest are not asked for."""
+    server = serve(_drips_forever)
+    urls = [server.url(f"/p{n}.png") for n in range(12)]
+    download = limits(tmp_path, timeout=2.0, deadline=30.0, run_deadline=1.0)
+    started = time.monotonic()
+    with Downloader(download) as downloader:
+        pictures = fetch_pictures(
+            urls, downloader, tmp_path / "pictures", PictureOptions(workers=3)
+        )
+    seconds = time.monotonic() - started
+    assert pictures == {}
+    assert seconds < 3
+    assert len(server.requests) == 3  # those in flight when the time ran out
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(said) == 1 and said[0].startswith(OUT_OF_TIME), said
+
+
+def test_a_book_is_written_when_the_runs_download_time_runs_out(
+    serve: Callable[[Handler], RawServer],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = serve(_drips_forever)
+    figures = "".join(f'<figure><img src="{server.url(f"/p{n}.png")}"></figure>' for n in range(6))
+    article = tmp_path / "article.txt"
+    article.write_text(
+        "<!--1716540598000-->\n[图片](https://cn.nytimes.com/china/20240524/pictures/)\n"
+        '------\n\n<time pudate="2024-05-24 16:08:33">2024年5月24日</time>'
+        f"{figures}<p>六张图片都下载不完。</p>",
+        encoding="utf-8",
+    )
+    book = tmp_path / "book.epub"
+    started = time.monotonic()
+    lines = run_cli(
+        ["epub", str(article), "-o", str(book), "--week", "all"],
+        tmp_path,
+        capsys,
+        "  deadline: 30\n  run_deadline: 1\n",
+    )
+    assert time.monotonic() - started < 5
+    assert lines[0] == "exit 0"
+    assert sum(OUT_OF_TIME in line for line in lines) == 1, lines
+    assert not any("p3.png" in line for line in lines)  # no line per picture skipped
+    assert book.stat().st_size > 0

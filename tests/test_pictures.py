@@ -11,18 +11,22 @@ import io
 import logging
 import re
 import struct
+import subprocess
+import sys
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import PIL.features
 import pytest
-from PIL import Image, ImageCms
+from PIL import Image, ImageChops, ImageCms, ImageStat
 from pytest_httpserver import HTTPServer
 
 from convert.config import Download, load_config
 from convert.media.fit import shrink_to_budget
 from convert.media.intake import fetch_pictures, fetch_to_budget
+from convert.media.memory import MemoryBudget, OverBudget
 from convert.media.picture import Picture
 from convert.media.prepare import PictureOptions
 from convert.net.client import Downloader
@@ -327,6 +331,182 @@ def test_a_decompression_bomb_is_refused_without_decoding(
     caplog.set_level(logging.WARNING, logger="convert.media")
     assert fetch([url], tmp_path, tmp_path / "cache") == {}
     assert [r.getMessage().startswith(f"{url}: too large") for r in caplog.records] == [True]
+
+
+# --- memory ----------------------------------------------------------------------------
+
+# Run in a fresh process: its peak resident memory is that of one decode alone.
+_PEAK_OF_ONE_DECODE = """
+import resource, sys
+from PIL import Image
+from convert.media.prepare import PictureOptions, Refused, memory_needed, prepare
+data = open(sys.argv[1], "rb").read()
+options = PictureOptions(memory_bytes=int(sys.argv[2]))
+need = memory_needed(data, options)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+try:
+    made = prepare(data, options)
+    outcome = f"{made.media_type} {made.width}x{made.height}"
+except Refused as error:
+    outcome = f"refused: {error}"
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(after - before, need, outcome, sep="\\t")
+"""
+
+
+def peak_of_one_decode(path: Path, memory_bytes: int) -> tuple[int, int, str]:
+    """(peak growth in bytes, the reservation, what came of it) of one `prepare` of `path`."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_OF_ONE_DECODE, str(path), str(memory_bytes)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    grown, need, outcome = done.stdout.strip().split("\t")
+    return int(grown), int(need), outcome
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode", "size", "params"),
+    [
+        # The issue's 3 KB WebP of 80 megapixels: 1.36 GB to decode in full.
+        ("WEBP", "RGBA", (16_383, 4_883), {"lossless": True}),
+        ("PNG", "RGBA", (6_000, 6_000), {}),  # a transparent one: flattened
+        ("PNG", "P", (8_900, 8_900), {}),  # a palette: converted to resize
+        ("JPEG", "RGB", (8_900, 8_900), {}),  # decoded at an eighth of its size
+    ],
+)
+def test_a_decode_never_holds_more_than_it_reserved(
+    tmp_path: Path, kind: str, mode: str, size: tuple[int, int], params: dict[str, object]
+) -> None:
+    """Each picture reserves what its decoding takes; the process never grows beyond that
+    (before: 1.36 GB for the WebP, 0.75 GB for the PNGs)."""
+    image = Image.new(mode, size, (90, 160, 200, 255)[: len(mode)] if mode != "P" else 3)
+    if mode == "RGBA":
+        image.putpixel((5, 5), (0, 0, 0, 0))
+    path = tmp_path / f"picture.{kind.lower()}"
+    path.write_bytes(encode(image, kind, **params))
+    del image
+    budget = PictureOptions().memory_bytes
+
+    grown, need, outcome = peak_of_one_decode(path, budget)
+
+    assert grown <= need, (grown, need, outcome)
+    if need > budget:
+        assert outcome.startswith(f"refused: too large to decode: {size[0]}×{size[1]} pixels")
+        assert "memory budget" in outcome and "memory_mb" in outcome
+        assert grown < 20_000_000  # refused from its header: nothing decoded
+    else:
+        assert not outcome.startswith("refused"), outcome
+
+
+_PEAK_OF_DECODES_AT_ONCE = """
+import resource, sys
+from concurrent.futures import ThreadPoolExecutor
+from convert.media.prepare import PictureOptions, memory_needed, prepare
+datas = [open(name, "rb").read() for name in sys.argv[2:]]
+options = PictureOptions(memory_bytes=2 * memory_needed(datas[0], PictureOptions()))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+with ThreadPoolExecutor(int(sys.argv[1])) as pool:
+    made = list(pool.map(lambda data: prepare(data, options), datas))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(after - before, options.memory_bytes, len(made))
+"""
+
+
+def test_threads_decode_only_as_many_pictures_at_once_as_the_budget_holds(
+    tmp_path: Path,
+) -> None:
+    """Eight threads, room for two decodes: the process grows by two decodes, not eight
+    (and all eight are made)."""
+    paths = []
+    for number in range(8):
+        image = Image.new("P", (4_000, 4_000), 3)
+        image.putpixel((0, 0), number)  # distinct pictures
+        paths.append(tmp_path / f"p{number}.gif")
+        paths[-1].write_bytes(encode(image, "GIF"))
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_OF_DECODES_AT_ONCE, "8", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    grown, budget, made = map(int, done.stdout.split())
+    assert made == 8
+    assert grown <= budget + 8_000_000, (grown, budget)  # threads' stacks and the like
+
+
+def test_decodes_wait_for_room_and_one_that_never_fits_is_refused() -> None:
+    budget = MemoryBudget(100)
+    entered = threading.Event()
+    order: list[str] = []
+
+    def second() -> None:
+        with budget.reserve(50):
+            order.append("second")
+            entered.set()
+
+    with budget.reserve(70):
+        order.append("first")
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        assert not entered.wait(0.3)  # 70 + 50 > 100: it waits
+    waiting.join(5)
+    assert order == ["first", "second"]
+    with pytest.raises(OverBudget, match="needs about"), budget.reserve(101):
+        pass
+
+
+def test_pictures_over_the_budget_are_absent_with_a_warning(
+    httpserver: HTTPServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With a small budget, a picture needing more is refused; the others are made."""
+    small = serve(httpserver, "/small.jpg", encode(scene((400, 300)), "JPEG"))
+    large = serve(httpserver, "/large.png", encode(scene((3000, 3000)), "PNG"), "image/png")
+    caplog.set_level(logging.WARNING, logger="convert.media")
+    options = PictureOptions(memory_bytes=20_000_000)
+
+    pictures = fetch([small, large], tmp_path, tmp_path / "cache", options)
+
+    assert list(pictures) == [small]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"{large}: too large to decode: 3000×3000 pixels needs about")
+    assert "more than the 20 MB the memory budget leaves for pictures (memory_mb)" in warnings[0]
+
+
+def test_pictures_reduced_in_strips_match_the_whole_picture_resized(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """Strips leave no seam: the result is the picture laid on white and resized whole."""
+    image = scene((3001, 2203), "RGBA")
+    alpha = Image.linear_gradient("L").resize(image.size)
+    image.putalpha(alpha)
+    url = serve(httpserver, "/wide.png", encode(image, "PNG"), "image/png")
+
+    picture = fetch([url], tmp_path, tmp_path / "cache")[url]
+
+    made = decoded(picture).convert("RGB")
+    white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+    whole = Image.alpha_composite(white, image).convert("RGB").resize(made.size, Image.LANCZOS)
+    difference = ImageChops.difference(made, whole).convert("L")
+    rows = [difference.crop((0, y, made.width, y + 1)) for y in range(made.height)]
+    worst_row = max(ImageStat.Stat(row).mean[0] for row in rows)
+    assert ImageStat.Stat(difference).mean[0] < 1.5
+    assert worst_row < 4, worst_row  # a seam would be a row far off
+
+
+def test_a_png_turned_by_its_exif_fits_the_box_as_shown(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """A PNG's EXIF is read once its memory is reserved (Pillow decodes to find it)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    url = serve(
+        httpserver, "/turned.png", encode(scene((4000, 1000)), "PNG", exif=exif), "image/png"
+    )
+    picture = fetch([url], tmp_path, tmp_path / "cache")[url]
+    assert (picture.width, picture.height) == (480, 1920)
 
 
 # --- the cache ----------------------------------------------------------------------------

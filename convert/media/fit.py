@@ -54,11 +54,11 @@ def shrink_to_budget(
         # and the loop below would end there too, having looked up every step before.
         remembered = cache.fitting_step(plan) if cache is not None else None
         if remembered is not None and remembered in steps:
-            attempt = _shrink_all(files, *remembered, cache, pool)
+            attempt = _shrink_all(files, *remembered, cache, pool, options.memory_bytes)
             if total_size(attempt.values()) <= budget_bytes:
                 best, best_step = attempt, remembered
         for quality, scale in steps if best is files else ():
-            attempt = _shrink_all(files, quality, scale, cache, pool)
+            attempt = _shrink_all(files, quality, scale, cache, pool, options.memory_bytes)
             if total_size(attempt.values()) < total_size(best.values()):
                 best, best_step = attempt, (quality, scale)
             if total_size(best.values()) <= budget_bytes:
@@ -66,7 +66,7 @@ def shrink_to_budget(
                     cache.remember_step(plan, best_step)
                 break
         if cache is not None and best is not files:
-            best = _checked(files, best, best_step, cache, pool)
+            best = _checked(files, best, best_step, cache, pool, options.memory_bytes)
     log_shrunk(before, total_size(best.values()), budget_bytes, best_step)
     return {url: replace(best[p.name], url=url) for url, p in pictures.items()}
 
@@ -138,6 +138,7 @@ def _shrink_all(
     scale: float,
     cache: PictureCache | None,
     pool: ThreadPoolExecutor,
+    memory: int,
 ) -> dict[str, Picture]:
     """Every file at `quality` and `scale`: the cache's record when it has one (bytes
     unchecked: see `_checked`), else re-encoded in the pool."""
@@ -146,7 +147,9 @@ def _shrink_all(
         for name, picture in files.items()
     }
     missing = [name for name, smaller in found.items() if smaller is None]
-    made = pool.map(lambda name: _reencode_cached(files[name], quality, scale, cache), missing)
+    made = pool.map(
+        lambda name: _reencode_cached(files[name], quality, scale, cache, memory), missing
+    )
     found.update(zip(missing, made, strict=True))
     return {name: smaller for name, smaller in found.items() if smaller is not None}
 
@@ -157,22 +160,31 @@ def _checked(
     step: tuple[int, float],
     cache: PictureCache,
     pool: ThreadPoolExecutor,
+    memory: int,
 ) -> dict[str, Picture]:
     """The chosen re-encodings, each checked against its record; a damaged one is made again."""
     damaged = [name for name, p in chosen.items() if not intact(p.source, p.sha256)]
-    remade = pool.map(lambda name: _reencode_cached(files[name], *step, cache, again=True), damaged)
+    remade = pool.map(
+        lambda name: _reencode_cached(files[name], *step, cache, memory, again=True), damaged
+    )
     return chosen | dict(zip(damaged, remade, strict=True))
 
 
 def _reencode_cached(
-    picture: Picture, quality: int, scale: float, cache: PictureCache | None, *, again: bool = False
+    picture: Picture,
+    quality: int,
+    scale: float,
+    cache: PictureCache | None,
+    memory: int,
+    *,
+    again: bool = False,
 ) -> Picture:
-    """`_reencode`, remembered in the cache by the picture's bytes, quality and scale
-    (`again`: even when the cache has a record, a damaged one)."""
+    """`reencode` (within `memory` bytes), remembered in the cache by the picture's
+    bytes, quality and scale (`again`: even when the cache has a record, a damaged one)."""
     if cache is None:
-        return reencode(picture, quality, scale).picture(picture.url)
+        return reencode(picture, quality, scale, memory).picture(picture.url)
     known = None if again else cache.shrunk(picture, quality, scale)
     if known is not None:
         return known
-    smaller = reencode(picture, quality, scale)
+    smaller = reencode(picture, quality, scale, memory)
     return cache.store(shrunk_key(picture, quality, scale), smaller).picture(picture.url)

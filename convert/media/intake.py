@@ -22,7 +22,7 @@ from convert.media.cache import PictureCache
 from convert.media.fit import fit_remembered, log_shrunk, shrink_to_budget
 from convert.media.picture import Picture, intact, total_size
 from convert.media.prepare import PictureOptions, Refused, prepare
-from convert.net.client import Downloader
+from convert.net.client import Downloader, OutOfTime
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,8 @@ def _picture(
     prepared already); None on failure, told to `failed` or logged as a warning."""
     try:
         fetched = downloader.get(url)
+    except OutOfTime:
+        return None  # the downloader warned once, for this and all the rest
     except ConvertError as error:
         _failed(url, error.reason, failed)
         return None

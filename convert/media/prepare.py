@@ -15,7 +15,6 @@ byte once its header is checked; only another format (AVIF) is re-encoded, unsca
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import threading
@@ -24,14 +23,24 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
 
+from convert.media.memory import PICTURE_WORKERS, OverBudget, picture_memory, shared_budget
 from convert.media.picture import Picture, Prepared
 
 MAX_PIXELS = 80_000_000
-"""Larger pictures are refused before decoding: 80 megapixels is 320 MB as RGBA."""
+"""Larger pictures are refused before decoding, whatever the memory budget."""
 
-# Decoding a large picture takes up to 4 bytes a pixel: only a few at a time.
-_LARGE_PIXELS = 16_000_000
-_LARGE_DECODES = threading.BoundedSemaphore(2)
+# Bytes a pixel takes in Pillow's memory, by mode: 2-band and 3-band modes are padded
+# to 4 bytes a pixel; modes not named here take 4.
+_STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+# What a format's decoder holds beside the picture while decoding, in bytes a pixel:
+# Pillow's WebP and AVIF decoders keep the decoded frame in their own buffer, and copy
+# it once more into a `bytes`, before it becomes the picture (measured: bench/picture_memory.py).
+_DECODER_BYTES = {"WEBP": 12, "AVIF": 8}
+# Pictures are box-reduced (`Image.reduce`) a strip of rows at a time to between one
+# and two times their final size (`_REDUCING_GAP`), then resampled with Lanczos:
+# conversions and resampling never copy the whole decoded picture. Strips of about:
+_STRIP_PIXELS = 1_000_000
+_REDUCING_GAP = 1.0
 
 # What Pillow may try when opening: only the formats of the web, so that the
 # decoders of obscure formats never see downloaded bytes.
@@ -79,8 +88,12 @@ class PictureOptions:
     max_count: int = 2000
     """At most this many pictures per book; the rest are skipped, with a warning."""
 
-    workers: int = 8
+    workers: int = PICTURE_WORKERS
     """Downloads at the same time."""
+
+    memory_bytes: int = picture_memory(500, 15_000_000)
+    """Bytes the pictures being decoded may hold at once (the config's `memory_mb` less
+    the rest of the process and the downloads in flight); a larger one is refused."""
 
     keep_original: bool = False
     """Keep a JPEG, PNG, GIF or WebP as it came (no scaling, no re-encoding): for
@@ -95,6 +108,8 @@ class PictureOptions:
             raise ValueError("max_count must not be negative")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
+        if self.memory_bytes < 1:
+            raise ValueError("memory_bytes must be at least 1")
 
 
 class Refused(Exception):
@@ -122,23 +137,75 @@ def _prepare_image(content: bytes, options: PictureOptions) -> Prepared:
     if kept is not None:
         # The header is checked (a picture, within the pixel limit); the bytes stay.
         return Prepared.encoded(kept, content, image.width, image.height)
-    large = image.width * image.height > _LARGE_PIXELS
-    with _LARGE_DECODES if large else contextlib.nullcontext():
-        return _prepare_opened(image, options)
+    width, height = image.size
+    orientation, need = _planned(image, options)
+    budget = shared_budget(options.memory_bytes)
+    try:
+        with budget.reserve(need):
+            image.load()
+            if orientation is None:
+                orientation = _orientation(image)
+            size = _target_size((width, height), options, orientation)
+            return _prepare_opened(image, size, orientation, options)
+    except OverBudget as error:
+        raise Refused(
+            f"too large to decode: {width}×{height} pixels {error}, more than the"
+            f" {budget.capacity / 1e6:.0f} MB the memory budget leaves for pictures"
+            " (memory_mb)"
+        ) from None
 
 
-def _prepare_opened(image: Image.Image, options: PictureOptions) -> Prepared:
-    source = image.format or ""
-    orientation = _orientation(image)
-    # The box in stored pixels: a picture shown turned a quarter has its sides swapped.
+def memory_needed(content: bytes, options: PictureOptions) -> int:
+    """Bytes `prepare` reserves of the memory budget to make `content` (read from its header)."""
+    return _planned(_open(content), options)[1]
+
+
+def _planned(image: Image.Image, options: PictureOptions) -> tuple[int | None, int]:
+    """The orientation, when known before decoding, and the bytes decoding will take;
+    a JPEG is set to decode at reduced size (`draft`)."""
+    # A JPEG's EXIF is in its header; other formats may keep it after the pixels, and
+    # Pillow reads it by decoding them: only once the memory is reserved.
+    orientation = _orientation(image) if image.format in _JPEG_SOURCES else None
+    turns = (orientation,) if orientation is not None else (1, 8)
+    sizes = [_target_size(image.size, options, turn) for turn in turns]
+    if orientation is not None and sizes[0] != image.size:
+        # libjpeg decodes at 1/2, 1/4 or 1/8 directly: far less memory and time.
+        image.draft(None, sizes[0])
+    return orientation, max(decode_cost(image, size) for size in sizes)
+
+
+def _target_size(
+    size: tuple[int, int], options: PictureOptions, orientation: int
+) -> tuple[int, int]:
+    """The stored pixels a picture of `size` is made: a picture shown turned a quarter
+    (`orientation` 5 to 8) fits the box with its sides swapped."""
+    if options.keep_original:
+        return size
     box = (options.max_width, options.max_height)
     if orientation >= 5:
         box = (options.max_height, options.max_width)
-    size = image.size if options.keep_original else _fit(image.size, box)
-    if source in _JPEG_SOURCES and size != image.size:
-        # libjpeg decodes at 1/2, 1/4 or 1/8 directly: far less memory and time.
-        image.draft(None, size)
-    image.load()
+    return _fit(size, box)
+
+
+def decode_cost(image: Image.Image, size: tuple[int, int]) -> int:
+    """Bytes decoding `image` (opened, not loaded) and making it `size` hold at most."""
+    pixels = image.width * image.height
+    decoded = pixels * (
+        _STORED_BYTES.get(image.mode, 4) + _DECODER_BYTES.get(image.format or "", 0)
+    )
+    reduced_width, reduced_height = _reduced_size(image.size, size)
+    # The strips, each copied a few times, the reduced picture, and then its conversion
+    # and Lanczos' two passes (the reduced picture, then one as tall and as wide as the result).
+    strips = min(pixels, _STRIP_PIXELS + image.width) * 4 * 4
+    reduced = reduced_width * reduced_height * 4
+    resampled = reduced + size[0] * reduced_height * 4 + size[0] * size[1] * 4 * 2
+    return decoded + max(strips + reduced, resampled)
+
+
+def _prepare_opened(
+    image: Image.Image, size: tuple[int, int], orientation: int, options: PictureOptions
+) -> Prepared:
+    source = image.format or ""
     transparent = _is_transparent(image)
     if source == "GIF":
         target = "GIF"
@@ -147,15 +214,56 @@ def _prepare_opened(image: Image.Image, options: PictureOptions) -> Prepared:
     else:
         target = "JPEG"
     if image.size != size:
-        image = _resizable(image, transparent).resize(
-            size, Image.Resampling.LANCZOS, reducing_gap=3.0
-        )
+        image = _reduced(image, size, transparent)
+        if image.size != size:
+            image = _resizable(image, transparent).resize(size, Image.Resampling.LANCZOS)
     image = _flatten(image) if transparent else _plain(image, target != "JPEG")
     if options.grayscale and image.mode != "L":
         image = image.convert("L")
     if orientation in _ORIENTATIONS:
         image = image.transpose(_ORIENTATIONS[orientation])
     return _encode(image, target, options.jpeg_quality)
+
+
+def _reduced_size(size: tuple[int, int], final: tuple[int, int]) -> tuple[int, int]:
+    """The size `_reduced` makes of a picture of `size` to be resampled to `final`."""
+    x, y = _reduction(size, final)
+    return -(-size[0] // x), -(-size[1] // y)
+
+
+def _reduction(size: tuple[int, int], final: tuple[int, int]) -> tuple[int, int]:
+    """The box sizes (across, down) that reduce `size` to one to two times `final`."""
+    return (
+        max(1, int(size[0] / final[0] / _REDUCING_GAP)),
+        max(1, int(size[1] / final[1] / _REDUCING_GAP)),
+    )
+
+
+def _reduced(image: Image.Image, final: tuple[int, int], transparent: bool) -> Image.Image:
+    """`image` box-reduced towards `final`, in a mode that resamples well (laid on white
+    when `transparent`), made a strip of rows at a time; `image` itself is closed.
+
+    Resampling a whole picture converts it first (a palette to RGB, RGBA to
+    premultiplied alpha), a copy of up to 4 bytes a pixel: of 80 megapixels, 320 MB.
+    In strips, only the reduced picture is made whole.
+    """
+    across, down = _reduction(image.size, final)
+    if (across, down) == (1, 1):
+        return image
+    width, height = image.size
+    rows = down * max(1, _STRIP_PIXELS // (width * down))
+    result: Image.Image | None = None
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(top + rows, height)))
+        strip = _flatten(strip) if transparent else _resizable(strip, False)
+        small = strip.reduce((across, down))
+        if result is None:
+            result = Image.new(small.mode, _reduced_size(image.size, final))
+        result.paste(small, (0, top // down))
+    assert result is not None  # a picture has at least one row
+    result.info = dict(image.info)  # its colour profile above all
+    image.close()  # its memory is given back now, not when the caller lets go of it
+    return result
 
 
 @functools.cache
@@ -206,10 +314,17 @@ def _is_transparent(image: Image.Image) -> bool:
     """True when some pixel is not fully opaque (an opaque alpha channel does not count)."""
     if not image.has_transparency_data:
         return False
-    if "A" in image.getbands():
-        low = image.getchannel("A").getextrema()[0]
-        return not isinstance(low, tuple) and low < 255
-    return True  # a transparent palette entry or colour ("transparency" in info)
+    if "A" not in image.getbands():
+        return True  # a transparent palette entry or colour ("transparency" in info)
+    # A strip at a time: the alpha channel of a whole picture is a copy of it.
+    width, height = image.size
+    rows = max(1, _STRIP_PIXELS // width)
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(top + rows, height)))
+        low = strip.getchannel("A").getextrema()[0]
+        if not isinstance(low, tuple) and low < 255:
+            return True
+    return False
 
 
 def _resizable(image: Image.Image, transparent: bool) -> Image.Image:
@@ -286,13 +401,22 @@ def _encode(image: Image.Image, target: str, quality: int) -> Prepared:
     return Prepared.encoded(_MEDIA_TYPES[target], buffer.getvalue(), image.width, image.height)
 
 
-def reencode(picture: Picture, quality: int, scale: float) -> Prepared:
-    """The smallest of `picture` and its re-encodings at `quality` and `scale`."""
+def reencode(picture: Picture, quality: int, scale: float, memory_bytes: int) -> Prepared:
+    """The smallest of `picture` and its re-encodings at `quality` and `scale`, made
+    within the process's memory budget for pictures (`memory_bytes`)."""
     data = picture.data
     image: Image.Image = _open(data)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    # A picture of this tool's own making: far smaller than any budget that let it be made.
+    with shared_budget(memory_bytes).reserve(min(decode_cost(image, size), memory_bytes)):
+        return _reencoded(picture, data, image, size, quality)
+
+
+def _reencoded(
+    picture: Picture, data: bytes, image: Image.Image, size: tuple[int, int], quality: int
+) -> Prepared:
     image.load()
-    if scale < 1.0:
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    if size != image.size:
         image = _resizable(image, False).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
     # The original in memory: when it stays the smallest, the cache keeps a copy under
     # this re-encoding's key, so that the next build knows without re-encoding.
@@ -300,12 +424,13 @@ def reencode(picture: Picture, quality: int, scale: float) -> Prepared:
         picture.media_type, picture.width, picture.height, picture.size, picture.sha256, data
     )
     candidates = [original]
+    scaled = size != (picture.width, picture.height)
     if picture.media_type == "image/gif":
-        if scale < 1.0:
+        if scaled:
             candidates.append(_encode(image, "GIF", quality))
     else:
         # A big PNG (a photo saved as PNG) is often far smaller as JPEG.
-        if picture.media_type == "image/png" and scale < 1.0:
+        if picture.media_type == "image/png" and scaled:
             candidates.append(_encode(image, "PNG", quality))
         candidates.append(_encode(image, "JPEG", quality))
     return min(candidates, key=lambda c: c.size)  # the first on ties: the original

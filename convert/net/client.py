@@ -10,6 +10,8 @@ Each download is bounded three ways: a timeout per connect and per read, a size 
 on the body (counted both as received and as decoded, so a gzip bomb stops at the
 cap without ever being inflated past it: `inflate`), and a deadline on the whole
 download (redirects, retries and a body that drips in a byte at a time all count).
+The downloads of one run together end by the run's deadline (`run_deadline`): the
+rest are skipped (`OutOfTime`), with one warning, and the run writes what it has.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -49,11 +52,17 @@ TIMEOUTS_PER_HOST = 2
 USER_AGENT = f"feedx-convert/{__version__} (+https://pypi.org/project/feedx-convert/)"
 
 
+class OutOfTime(ConvertError):
+    """A download skipped, or cut short, because the run's time for downloads ran out."""
+
+
 class Downloader:
     """Fetches http(s) URLs with timeouts, a size cap and a redirect limit."""
 
-    def __init__(self, limits: Download) -> None:
+    def __init__(self, limits: Download, *, ends_at: float | None = None) -> None:
         self.limits = limits
+        self.ends_at = time.time() + limits.run_deadline if ends_at is None else ends_at
+        """When (seconds since the epoch: worker processes share it) the run's downloads end."""
         # What it may reach, as text: caches keyed by it never hand a stricter run what
         # a looser one fetched.
         self.address_rule = (
@@ -70,6 +79,7 @@ class Downloader:
         # and then nothing would cost every one of its pictures the whole deadline.
         self._timeouts: Counter[str] = Counter()
         self._lock = threading.Lock()  # pictures are fetched from several threads
+        self._out_of_time_said = False
 
     def __enter__(self) -> Self:
         return self
@@ -113,18 +123,27 @@ class Downloader:
 
         5xx answers, timeouts and failed connections are retried with backoff. With
         `cache`, the last copy is revalidated (ETag, Last-Modified) and reused on 304.
-        All of it, retries included, ends within `deadline` seconds.
+        All of it, retries included, ends within `deadline` seconds, and by the run's
+        deadline (else OutOfTime).
         """
         limit = max_bytes or self.limits.max_bytes
         host = host_of(url)
         if self._timeouts[host] >= TIMEOUTS_PER_HOST:
             raise ConvertError(url, f"not asked: {host} timed out {TIMEOUTS_PER_HOST} times")
+        left = self.ends_at - time.time()
+        if left <= 0:
+            raise self._out_of_time(url)
         cached = self._cache.lookup(url) if cache else None
         headers = cached.validators() if cached else {}
-        deadline = time.monotonic() + self.limits.deadline
-        token = DEADLINE.set(deadline)
+        allowed = min(self.limits.deadline, left)
+        deadline = _Deadline(time.monotonic() + allowed, allowed < self.limits.deadline)
+        token = DEADLINE.set(deadline.at)
         try:
             fetched = self._attempts(url, headers, limit, deadline)
+        except ConvertError as error:
+            if deadline.of_run and time.monotonic() >= deadline.at:
+                raise self._out_of_time(url) from None
+            raise error from None
         finally:
             DEADLINE.reset(token)
         if fetched.not_modified:
@@ -135,13 +154,28 @@ class Downloader:
             self._cache.store(url, fetched)
         return fetched
 
-    def _attempts(self, url: str, headers: dict[str, str], limit: int, deadline: float) -> Fetched:
+    def _out_of_time(self, url: str) -> OutOfTime:
+        """The error for a download the run has no time left for; the first one warns."""
+        seconds = self.limits.run_deadline
+        with self._lock:
+            first, self._out_of_time_said = not self._out_of_time_said, True
+        if first:
+            log.warning(
+                "downloads stopped: this run's %g seconds for downloads (download.run_deadline)"
+                " are spent; the rest are skipped and the outputs written without them",
+                seconds,
+            )
+        return OutOfTime(url, f"skipped: the run's {seconds:g} s for downloads are spent")
+
+    def _attempts(
+        self, url: str, headers: dict[str, str], limit: int, deadline: _Deadline
+    ) -> Fetched:
         """The first attempt and the retries, with backoff, all before `deadline`."""
         for attempt in range(self.limits.retries + 1):
             try:
-                return self._follow(url, headers, limit, deadline)
+                return self._follow(url, headers, limit, deadline.at)
             except _Transient as error:
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline.at:
                     raise ConvertError(url, self._late()) from None
                 if attempt == self.limits.retries:
                     raise ConvertError(url, error.reason) from None
@@ -154,7 +188,7 @@ class Downloader:
                         )
                         raise ConvertError(url, reason) from None
                     pause = error.wait
-                if time.monotonic() + pause >= deadline:
+                if time.monotonic() + pause >= deadline.at:
                     raise ConvertError(url, f"{error.reason}; {self._late()}") from None
                 time.sleep(pause)
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
@@ -266,6 +300,15 @@ class Downloader:
             if len(body) > limit:
                 raise ConvertError(url, f"larger than the {limit}-byte limit")
         return bytes(body)
+
+
+@dataclass(frozen=True, slots=True)
+class _Deadline:
+    """When one download must be done, and whether that is the run's deadline (sooner
+    than its own)."""
+
+    at: float
+    of_run: bool
 
 
 class _Transient(Exception):

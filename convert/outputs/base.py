@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from convert.errors import ConvertError
-from convert.fsutil import FileBatch, stdout_is_terminal, write_if_changed, write_stdout
+from convert.fsutil import FileBatch, holds, stdout_is_terminal, write_if_changed, write_stdout
 from convert.identity import Identity
 from convert.model import Article, Channel
 from convert.net.client import Downloader
@@ -70,6 +70,9 @@ class OutputContext:
     picture_cache: Path
     """The picture cache's folder."""
 
+    picture_memory: int
+    """Bytes the pictures being decoded may hold at once."""
+
     archive: Path | None = None
     """The archive the run filled (a dry run's copy), or None: outputs use what they took."""
 
@@ -121,10 +124,7 @@ class Files:
         self.report.size += len(payload) - self._sizes.get(path, 0)
         self._sizes[path] = len(payload)
         if self.dry_run:
-            try:
-                same = path.read_bytes() == payload
-            except OSError:
-                same = False
+            same = holds(path, payload)
             (self.report.unchanged if same else self.report.written).append(path)
             return True
         try:

@@ -199,6 +199,7 @@ class EpubOutput:
             max_height=settings.picture_height,
             grayscale=settings.grayscale,
             max_count=settings.max_pictures,
+            memory_bytes=self.context.picture_memory,
         )
         progress = self.context.progress
         tick = (

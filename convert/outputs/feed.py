@@ -22,6 +22,7 @@ from convert.cleaning import Cleaned
 from convert.config import FeedOutput as FeedSection
 from convert.config import FeedTarget
 from convert.errors import ConvertError
+from convert.fsutil import folder_lock
 from convert.identity import Identity, edition_rank, item_id
 from convert.model import Article, Channel, Feed, item_date, newest_first
 from convert.net.client import Downloader
@@ -65,6 +66,7 @@ class FeedOutput:
         self.context = context
         self.max_items = target.max_items or section.max_items
         self.self_url = target.self_url or section.self_url
+        self.lock_wait = section.lock_wait
         self.report = OutputReport(kind="feed", path=target.path)
         self.files = Files(self.report, context.dry_run)
         self.fresh: list[Article] = []
@@ -87,6 +89,18 @@ class FeedOutput:
         if not self.inputs:
             return self.report  # no source could be read: the old feed stays as it is
         path = Path(self.target.path)
+        if self.target.path == STDOUT or self.context.dry_run:
+            return self._merged_and_written(path)
+        # From reading the old items to writing the new file, no other process may
+        # write there: two runs would each keep only their own items.
+        try:
+            with folder_lock(path.parent, self.lock_wait, str(path)):
+                return self._merged_and_written(path)
+        except ConvertError as error:
+            self.files.fail(error)
+            return self.report
+
+    def _merged_and_written(self, path: Path) -> OutputReport:
         existing = self._existing(path)
         old = list(existing.articles) if existing else []
         identity = self.context.identity

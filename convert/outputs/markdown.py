@@ -118,7 +118,7 @@ class MarkdownOutput:
             return partial(render, intake=None)
         from convert.media.prepare import PictureOptions  # noqa: PLC0415 - Pillow
 
-        options = PictureOptions(keep_original=True)
+        options = PictureOptions(keep_original=True, memory_bytes=self.context.picture_memory)
         return partial(render, intake=PictureIntake(self.context.picture_cache, options))
 
     def take(self, taken: Taken) -> None:
