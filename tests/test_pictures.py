@@ -436,6 +436,54 @@ def test_threads_decode_only_as_many_pictures_at_once_as_the_budget_holds(
     assert grown <= budget + 8_000_000, (grown, budget)  # threads' stacks and the like
 
 
+_GROWTH_OF_A_COMMAND = """
+import resource, sys
+from convert.cli import main
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+code = main(sys.argv[1:])
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(after - before, code, file=sys.stderr)
+"""
+
+
+def test_a_book_of_webps_at_the_cap_stays_within_the_memory_budget(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """The issue's reproduction: four 3 KB WebPs of 80 megapixels took 2.56 GB. Now each
+    is refused from its header, with one warning, and the book is written."""
+    image = Image.new("RGBA", (16_383, 4_883), (90, 160, 200, 255))
+    urls = []
+    for number in range(4):
+        image.putpixel((0, 0), (number, 0, 0, 255))  # four distinct files
+        urls.append(serve(httpserver, f"/w{number}.webp", encode(image, "WEBP", lossless=True)))
+    del image
+    figures = "".join(f'<figure><img src="{url}"></figure>' for url in urls)
+    article = tmp_path / "article.txt"
+    article.write_text(
+        "<!--1716540598000-->\n[大图](https://cn.nytimes.com/china/20240524/big/)\n------\n\n"
+        f'<time pudate="2024-05-24 16:08:33">2024年5月24日</time>{figures}<p>四张大图。</p>',
+        encoding="utf-8",
+    )
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        f"download:\n  allow_private: true\n  cache_dir: {tmp_path / 'cache'}\n", "utf-8"
+    )
+    book = tmp_path / "book.epub"
+    command = ["-c", str(config), "epub", str(article), "-o", str(book), "--week", "all"]
+    done = subprocess.run(
+        [sys.executable, "-c", _GROWTH_OF_A_COMMAND, *command],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    *said, last = done.stderr.strip().splitlines()
+    grown, code = map(int, last.split())
+    assert code == 0, done.stderr
+    assert sum("too large to decode: 16383×4883 pixels" in line for line in said) == 4
+    assert grown < PictureOptions().memory_bytes, grown
+    assert book.stat().st_size > 0
+
+
 def test_decodes_wait_for_room_and_one_that_never_fits_is_refused() -> None:
     budget = MemoryBudget(100)
     entered = threading.Event()
