@@ -20,7 +20,7 @@ import click
 from convert import __version__
 from convert.config import Config, load_config
 from convert.errors import ConfigError, ConvertError
-from convert.fsutil import stdout_is_terminal
+from convert.fsutil import stdout_is_terminal, write_stdout
 from convert.text import printable
 from convert.writers import FEED_FORMATS
 
@@ -475,6 +475,38 @@ def stats(ctx: click.Context, archive: Path | None) -> int:
         rows = opened.stats()
     print_stats(path, rows)
     return EXIT_OK
+
+
+@cli.command()
+@click.argument("books", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_context
+def check(ctx: click.Context, books: tuple[Path, ...]) -> int:
+    """Check each EPUB BOOK for what Send to Kindle rejects: one line per problem.
+
+    Exit code 0 when every book is ready, 1 when one is not.
+
+    \b
+    Example:
+      feedx-convert check digest-2024-W21.epub
+    """
+    from convert.delivery.kindle import BookUnreadable, KindleRules, preflight
+
+    config = _config(ctx).kindle
+    rules = KindleRules(frozenset(config.languages), int(config.max_mb * 1_000_000))
+    failed = False
+    for book in books:
+        try:
+            problems = preflight(book, rules)
+        except (BookUnreadable, OSError) as error:
+            problems = [
+                str(error) if isinstance(error, BookUnreadable) else error.strerror or str(error)
+            ]
+        for problem in problems:
+            click.echo(f"error: {printable(f'{book}: {problem}')}", err=True)
+        if not problems:
+            write_stdout(f"{printable(str(book))}: ready for Send to Kindle\n")
+        failed = failed or bool(problems)
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 @cli.command()

@@ -205,6 +205,18 @@ class Trackers:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Kindle:
+    """What Send to Kindle takes: checked before a book is mailed (`feedx-convert check`)."""
+
+    languages: tuple[str, ...] = ()
+    """Primary language subtags Kindle converts (Amazon's KDP list): a book in another is
+    refused."""
+
+    max_mb: float = field(default=50.0, metadata=_check(_positive))
+    """Largest book mailed, in MB (Send to Kindle by e-mail: 50)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Download:
     """Limits of the one downloader (images, and feeds in later commands)."""
 
@@ -460,6 +472,9 @@ class Config:
 
     epub: EpubOutput
     """Defaults for `feedx-convert epub`."""
+
+    kindle: Kindle = field(default_factory=Kindle)
+    """What Send to Kindle takes."""
 
     archive: str = field(metadata=_PATH)
     """The SQLite archive of ingested articles; empty: the user's data folder."""

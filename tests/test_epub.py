@@ -33,6 +33,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from convert.config import Config, EpubTarget, load_config
+from convert.delivery.kindle import KindleRules, preflight
 from convert.model import Digest
 from convert.period import Period, iso_week
 from convert.plan import command_plan
@@ -221,6 +222,14 @@ def test_epubcheck_reports_nothing(name: str, epubcheck_reports: dict[str, dict]
     messages = [(m["severity"], m["ID"], m["message"]) for m in report["messages"]]
     assert messages == []
     assert report["checker"]["nFatal"] == report["checker"]["nError"] == 0
+
+
+@pytest.mark.parametrize("name", BOOKS)
+def test_the_kindle_preflight_finds_nothing(name: str, books: dict[str, Path]) -> None:
+    """Our books, pictures embedded or not, vertical or not, pass `check` (issue 17)."""
+    kindle = load_config().kindle
+    rules = KindleRules(frozenset(kindle.languages), int(kindle.max_mb * 1_000_000))
+    assert preflight(books[name], rules) == []
 
 
 def unzip(path: Path) -> dict[str, bytes]:
