@@ -76,6 +76,20 @@ _MIGRATIONS: tuple[tuple[str, ...] | str, ...] = (
     # Copy keys of addresses in RFC 3986's normal form (dot segments, %XX spellings,
     # non-ASCII paths and hosts): copies spelled differently merged the same way.
     "rekey",
+    # Books mailed (send_to): each book, by its bytes, once per address, whichever run
+    # or host sends it.
+    (
+        """
+        CREATE TABLE delivery (
+            book    TEXT NOT NULL,  -- sha256 of the book's bytes
+            address TEXT NOT NULL,  -- where it is mailed
+            name    TEXT NOT NULL,  -- the book's file name, for people reading the table
+            state   TEXT NOT NULL,  -- 'sending' (claimed) or 'sent'
+            at      TEXT NOT NULL,  -- UTC ISO text of the claim, then of the sending
+            PRIMARY KEY (book, address)
+        )
+        """,
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -282,6 +296,39 @@ class Archive:
         return (
             [] if first is None else [datetime.fromisoformat(first), datetime.fromisoformat(last)]
         )
+
+    def claim_delivery(self, book: str, address: str, name: str) -> str | None:
+        """Claim the mailing of the book with sha256 `book` to `address`: None when this
+        caller is to send it; else its state ('sending': claimed by a run that may have
+        stopped midway, 'sent')."""
+        now = datetime.now(UTC).isoformat()
+        with self._errors(), self._transaction() as conn:
+            row = conn.execute(
+                "SELECT state FROM delivery WHERE book = ? AND address = ?", (book, address)
+            ).fetchone()
+            if row is not None:
+                return str(row[0])
+            conn.execute(
+                "INSERT INTO delivery (book, address, name, state, at) VALUES (?, ?, ?, ?, ?)",
+                (book, address, name, "sending", now),
+            )
+        return None
+
+    def delivered(self, book: str, address: str) -> None:
+        """Record that the claimed mailing of `book` to `address` went out."""
+        with self._errors(), self._transaction() as conn:
+            conn.execute(
+                "UPDATE delivery SET state = 'sent', at = ? WHERE book = ? AND address = ?",
+                (datetime.now(UTC).isoformat(), book, address),
+            )
+
+    def release_delivery(self, book: str, address: str) -> None:
+        """Give up a claim whose mailing failed, so that a later run tries again."""
+        with self._errors(), self._transaction() as conn:
+            conn.execute(
+                "DELETE FROM delivery WHERE book = ? AND address = ? AND state = 'sending'",
+                (book, address),
+            )
 
     def stats(self) -> list[StatRow]:
         """Dated articles per source and ISO week of the archive's zone, by source then week."""

@@ -478,6 +478,44 @@ def stats(ctx: click.Context, archive: Path | None) -> int:
 
 
 @cli.command()
+@click.argument("book", type=click.Path(path_type=Path))
+@click.option(
+    "--to", "addresses", multiple=True, required=True, help="An address to mail it to (repeatable)."
+)
+@click.pass_context
+def send(ctx: click.Context, book: Path, addresses: tuple[str, ...]) -> int:
+    """Mail BOOK (an EPUB) to each address, one message each, through the config's smtp.
+
+    The book is checked first (`check`); a Kindle address takes up to kindle.max_mb,
+    others smtp.max_mb. Exit code 0 when every message went, 1 when one did not.
+
+    \b
+    Example:
+      FEEDX_SMTP_PASSWORD=… feedx-convert -c news.yaml send digest.epub --to me@kindle.com
+    """
+    from convert.config import check_address
+    from convert.delivery.mail import NotSent, mailer
+
+    for address in addresses:
+        try:
+            check_address(address)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--to") from None
+    config = _config(ctx)
+    post = mailer(config.smtp, config.kindle)
+    failed = False
+    for address in dict.fromkeys(addresses):
+        try:
+            post.send(book, address)
+        except NotSent as error:
+            click.echo(f"error: {printable(str(error))}", err=True)
+            failed = True
+            continue
+        write_stdout(f"{printable(str(book))}: sent to {address}\n")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+@cli.command()
 @click.argument("books", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.pass_context
 def check(ctx: click.Context, books: tuple[Path, ...]) -> int:

@@ -90,6 +90,40 @@ class FieldProblem(ValueError):
         self.name = name
 
 
+def _security(value: str) -> None:
+    if value not in SMTP_SECURITY:
+        raise ValueError(f"expected one of {', '.join(SMTP_SECURITY)}")
+
+
+def _port(value: int) -> None:
+    if not 0 < value < 65536:
+        raise ValueError("expected a port, 1 to 65535")
+
+
+_ADDRESS = re.compile(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\".]+")
+
+
+def check_address(value: str) -> None:
+    """ValueError unless `value` is an e-mail address (`name@host.tld`)."""
+    if not _ADDRESS.fullmatch(value):
+        raise ValueError(f"not an e-mail address: {value!r}")
+
+
+def _address(value: str) -> None:
+    if value:
+        check_address(value)
+
+
+def _addresses(values: tuple[str, ...]) -> None:
+    for value in values:
+        check_address(value)
+
+
+def _environment_name(value: str) -> None:
+    if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError(f"not the name of an environment variable: {value!r}")
+
+
 def _positive(value: float) -> None:
     if value <= 0:
         raise ValueError("must be greater than 0")
@@ -213,7 +247,51 @@ class Kindle:
     refused."""
 
     max_mb: float = field(default=50.0, metadata=_check(_positive))
-    """Largest book mailed, in MB (Send to Kindle by e-mail: 50)."""
+    """Largest book mailed to a Kindle, in MB (Send to Kindle by e-mail: 50)."""
+
+    domains: tuple[str, ...] = ("kindle.com", "free.kindle.com")
+    """Mail domains of Send to Kindle: their addresses get `max_mb` and the preflight."""
+
+
+SMTP_SECURITY = ("starttls", "tls", "none")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Smtp:
+    """The mail server books are sent through (`feedx-convert send`, `send_to`)."""
+
+    host: str = ""
+    """The server's name; empty: no book is mailed."""
+
+    port: int = field(default=587, metadata=_check(_port))
+    """Its port: 587 for starttls, 465 for tls."""
+
+    security: str = field(default="starttls", metadata=_check(_security))
+    """starttls (upgrade a plain connection), tls (TLS from the start) or none."""
+
+    username: str = ""
+    """The login; empty: no login."""
+
+    password_env: str = field(default="", metadata=_check(_environment_name))
+    """The name of the environment variable holding the password (never the password)."""
+
+    sender: str = field(default="", metadata={"yaml": "from", **_check(_address)})
+    """The From address: the one approved in Amazon's settings (`from:` in the file)."""
+
+    timeout: float = field(default=30.0, metadata=_check(_positive))
+    """Seconds to wait for the server at each step."""
+
+    max_mb: float = field(default=25.0, metadata=_check(_positive))
+    """Largest mail to an address that is not a Kindle's (those: kindle.max_mb)."""
+
+    retries: int = 3
+    """More attempts after a temporary failure (4xx, a dropped connection, a timeout)."""
+
+    backoff: float = field(default=2.0, metadata=_check(_positive))
+    """Seconds before the first retry; each later one waits twice as long."""
+
+    ca_file: str = field(default="", metadata=_PATH)
+    """Certificates to trust besides the system's (a private server's own CA)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -387,6 +465,9 @@ class EpubTarget:
     pictures: bool = True
     """Embed pictures; false leaves each as a link to the original (no downloads)."""
 
+    send_to: tuple[str, ...] = field(default=(), metadata=_check(_addresses))
+    """Addresses the book is mailed to once written (through `smtp:`), each book once."""
+
     def check_values(self) -> None:
         """A week or a window of days, spelled as `parse_period` reads them."""
         parse_period(self.week, self.since, self.until)
@@ -475,6 +556,9 @@ class Config:
 
     kindle: Kindle = field(default_factory=Kindle)
     """What Send to Kindle takes."""
+
+    smtp: Smtp = field(default_factory=Smtp)
+    """The mail server books are sent through."""
 
     archive: str = field(metadata=_PATH)
     """The SQLite archive of ingested articles; empty: the user's data folder."""
@@ -689,29 +773,31 @@ def _build_new(hint: Any, node: yaml.Node, key: str, built: Built) -> Any:
 def _build_dataclass(cls: Any, node: yaml.Node, key: str, built: Built) -> Any:
     if not isinstance(node, yaml.MappingNode):
         raise _fail(node, key, "expected a mapping")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    # A field may go by another name in the file (`from`, a Python keyword).
+    fields = {f.metadata.get("yaml", f.name): f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for key_node, value_node in node.value:
-        name = str(key_node.value)
-        path = f"{key}.{name}" if key else name
-        if name not in fields:
+        written = str(key_node.value)
+        path = f"{key}.{written}" if key else written
+        if written not in fields:
             valid = ", ".join(sorted(fields))
             raise _fail(key_node, path, f"unknown key (valid keys here: {valid})")
-        value = _build(hints[name], value_node, path, built)
-        if fields[name].metadata.get("path") and value:
+        spec = fields[written]
+        value = _build(hints[spec.name], value_node, path, built)
+        if spec.metadata.get("path") and value:
             value = _resolve(value, value_node)
-        check = fields[name].metadata.get("check")
+        check = spec.metadata.get("check")
         if check is not None and value is not None:
             try:
                 check(value)
             except ValueError as error:
                 raise _fail(value_node, path, str(error)) from None
-        values[name] = value
+        values[spec.name] = value
     missing = [
-        name
-        for name, f in fields.items()
-        if name not in values
+        written
+        for written, f in fields.items()
+        if f.name not in values
         and f.default is dataclasses.MISSING
         and f.default_factory is dataclasses.MISSING
     ]

@@ -9,6 +9,7 @@ sites' facts and the identity rules, cleaning its rules, each output its section
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from convert.cleaning import CleanOptions, CleanRules
 from convert.config import Config, Download, SiteRules, Source, Target
+from convert.errors import ConfigError
 from convert.identity import Identity
 from convert.media.memory import picture_memory
 from convert.net.cache import user_cache_dir
@@ -28,6 +30,7 @@ from convert.sites import Sites
 
 if TYPE_CHECKING:
     from convert.archive import Archive
+    from convert.delivery.mail import Mailer
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,9 @@ class Settings:
 
     sections: dict[str, Any] = field(default_factory=dict)
     """Each output kind's config section (`feed:`, `epub:`), by kind."""
+
+    mailer: Mailer | None = None
+    """How books are mailed (`send_to`); None when the config names no mail server."""
 
     @property
     def picture_cache(self) -> Path:
@@ -158,12 +164,21 @@ def plan_of_config(
     sources = tuple(s for s in config.sources if s.enabled)
     if not sources:
         log.warning("the config names no enabled source")
+    targets = tuple(
+        kind_and_target for output in config.outputs for kind_and_target in output.chosen()
+    )
+    settings = settings_of(config)
+    if any(getattr(target, "send_to", ()) for _kind, target in targets):
+        # Checked now, not after the run: no server, no sender, no password.
+        from convert.delivery.mail import mailer  # noqa: PLC0415 - smtplib, email
+
+        if not config.smtp.host:
+            raise ConfigError("smtp.host", "an epub output has send_to, but no mail server")
+        settings = dataclasses.replace(settings, mailer=mailer(config.smtp, config.kindle))
     return Plan(
         sources=sources,
-        targets=tuple(
-            kind_and_target for output in config.outputs for kind_and_target in output.chosen()
-        ),
-        settings=settings_of(config),
+        targets=targets,
+        settings=settings,
         archive=archive_path(config, archive),
         dry_run=dry_run,
         jobs=jobs,

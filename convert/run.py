@@ -80,6 +80,7 @@ def run_plan(plan: Plan, progress: Progress | None = None) -> RunReport:
             downloader=downloader,
             picture_cache=settings.picture_cache,
             picture_memory=settings.picture_memory,
+            mailer=settings.mailer,
             archive=working,
             # A feed merged with: read as any input, without a source's own rules.
             read_back=partial(

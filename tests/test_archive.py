@@ -256,6 +256,7 @@ def test_a_version_1_archive_is_keyed_by_copy_key_and_its_copies_merged(tmp_path
                     json.dumps(to_json(article), ensure_ascii=False),
                 ),
             )
+        conn.execute("DROP TABLE delivery")  # version 4's
         conn.execute("PRAGMA user_version = 1")
     conn.close()
     with open_archive(path) as archive:
@@ -292,6 +293,7 @@ def test_a_version_2_archive_merges_copies_spelled_differently(tmp_path: Path) -
                 " VALUES (?, ?, NULL, NULL, 's', 'zh-Hans', 'x', ?, ?, ?)",
                 (old_key, old_key, seen, seen, json.dumps(to_json(article), ensure_ascii=False)),
             )
+        conn.execute("DROP TABLE delivery")  # version 4's
         conn.execute("PRAGMA user_version = 2")
     conn.close()
     with open_archive(path):
@@ -670,3 +672,20 @@ def test_ten_thousand_articles_in_one_ingest(tmp_path: Path) -> None:
         f"10,000 articles: ingest {first:.2f} s, again {again:.2f} s, "
         f"stories_between {window:.2f} s, stats {counting:.2f} s"
     )
+
+
+def test_a_book_is_claimed_for_an_address_once_and_a_failed_claim_is_given_back(
+    tmp_path: Path,
+) -> None:
+    """What `send_to` relies on: one claim per book and address, whichever process asks;
+    a claim left by a run that stopped midway is not taken again."""
+    path = tmp_path / "archive.sqlite"
+    with open_archive(path) as archive, open_archive(path) as other_host:
+        assert archive.claim_delivery("b1", "a@kindle.com", "book.epub") is None
+        assert other_host.claim_delivery("b1", "a@kindle.com", "book.epub") == "sending"
+        archive.delivered("b1", "a@kindle.com")
+        assert other_host.claim_delivery("b1", "a@kindle.com", "book.epub") == "sent"
+        assert other_host.claim_delivery("b1", "b@example.org", "book.epub") is None
+        other_host.release_delivery("b1", "b@example.org")  # the mail failed
+        assert archive.claim_delivery("b1", "b@example.org", "book.epub") is None
+        assert archive.claim_delivery("b2", "a@kindle.com", "book.epub") is None

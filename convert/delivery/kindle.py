@@ -179,3 +179,14 @@ def _xml_bytes(data: bytes) -> etree._Element | None:
         return etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError:
         return None
+
+
+def title_of(book: Path) -> str:
+    """The book's dc:title, or its file name when it has none (or cannot be read)."""
+    try:
+        with zipfile.ZipFile(book) as archive:
+            opf = _xml(archive, _package_name(archive, set(archive.namelist())))
+    except (zipfile.BadZipFile, OSError, BookUnreadable, KeyError):
+        return book.name
+    title = opf.findtext(f".//{_DC}title") if opf is not None else None
+    return " ".join(title.split()) if title and title.strip() else book.name

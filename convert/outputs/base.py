@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from convert.errors import ConvertError
@@ -21,6 +21,9 @@ from convert.fsutil import FileBatch, holds, stdout_is_terminal, write_if_change
 from convert.identity import Identity
 from convert.model import Article, Channel
 from convert.net.client import Downloader
+
+if TYPE_CHECKING:
+    from convert.delivery.mail import Mailer
 from convert.read import Prepare, ReadInput
 from convert.report import OutputReport
 from convert.text import printable
@@ -72,6 +75,9 @@ class OutputContext:
 
     picture_memory: int
     """Bytes the pictures being decoded may hold at once."""
+
+    mailer: Mailer | None = None
+    """How a book is mailed (`send_to`); None: no mail server in the config."""
 
     archive: Path | None = None
     """The archive the run filled (a dry run's copy), or None: outputs use what they took."""

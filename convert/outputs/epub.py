@@ -9,12 +9,14 @@ book's size budget.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from convert.archive import Archive
 from convert.config import EpubOutput as EpubSection
@@ -28,6 +30,9 @@ from convert.outputs.base import Files, OutputContext, Taken
 from convert.period import Period, PeriodSpec, parse_period
 from convert.read import Prepare
 from convert.report import OutputReport
+
+if TYPE_CHECKING:
+    from convert.delivery.mail import Mailer
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +128,61 @@ class EpubOutput:
         if self.files.write(path, data):
             done = "wrote" if self.report.written else "up to date:"
             log.info("%s %s (%.1f MB)", done, path, len(data) / 1e6)
+            if self.target.send_to:
+                self._send(path, data)
         return self.report
+
+    def _send(self, path: Path, data: bytes) -> None:
+        """Mail the book to each `send_to` address that has not had these bytes yet.
+
+        With an archive, each mailing is claimed there first: a rerun, a second host's
+        run or one after a crash midway never sends it twice (a claim a run left
+        behind is told, and left: sending it again could be twice). Without one, the
+        book goes whenever its bytes changed.
+        """
+        mailer = self.context.mailer
+        assert mailer is not None  # plan_of_config makes one for every send_to
+        if self.context.dry_run:
+            for address in self.target.send_to:
+                log.info("would send %s to %s", path, address)
+            return
+        if self.context.archive is None:
+            if self.report.written:
+                for address in self.target.send_to:
+                    self._send_one(mailer, path, address)
+            return
+        book = hashlib.sha256(data).hexdigest()
+        with Archive(
+            self.context.archive, zone=self.context.zone, identity=self.context.identity
+        ) as archive:
+            for address in self.target.send_to:
+                state = archive.claim_delivery(book, address, path.name)
+                if state == "sent":
+                    log.info("%s: sent to %s already", path, address)
+                elif state == "sending":
+                    log.warning(
+                        "%s: a run stopped while mailing it to %s; not sent again (to send it"
+                        " anyway: feedx-convert send %s --to %s)",
+                        path,
+                        address,
+                        path,
+                        address,
+                    )
+                elif self._send_one(mailer, path, address):
+                    archive.delivered(book, address)
+                else:
+                    archive.release_delivery(book, address)
+
+    def _send_one(self, mailer: Mailer, path: Path, address: str) -> bool:
+        """Mail the book to `address`; False (one error line, a failed output) when not."""
+        from convert.delivery.mail import NotSent  # noqa: PLC0415 - smtplib, email
+
+        try:
+            mailer.send(path, address)
+        except NotSent as error:
+            self.files.fail(error)
+            return False
+        return True
 
     def _stories(self) -> tuple[Period, list[Article]] | None:
         """The period and its stories, oldest first; None (with one error line) for none."""
