@@ -21,6 +21,7 @@ from convert import __version__
 from convert.config import Config, load_config
 from convert.errors import ConfigError, ConvertError
 from convert.fsutil import stdout_is_terminal, write_stdout
+from convert.script import SCRIPTS
 from convert.text import printable
 from convert.writers import FEED_FORMATS
 
@@ -93,6 +94,15 @@ def _archive_option(verb: str = "") -> Callable[[Callable[..., Any]], Callable[.
         type=click.Path(dir_okay=False, path_type=Path),
         help=f"{what} (default: config `archive`, else the data folder).",
     )
+
+
+_script_option = click.option(
+    "--script",
+    type=click.Choice(SCRIPTS),
+    default="keep",
+    show_default=True,
+    help="Show Chinese articles in this script, converting the others (OpenCC).",
+)
 
 
 def _jobs(jobs: int | None) -> int:
@@ -215,6 +225,7 @@ def cli(ctx: click.Context, config_path: Path | None, quiet: bool, verbose: bool
     is_flag=True,
     help="Save pictures in OUTPUT/assets and link them relatively.",
 )
+@_script_option
 @_jobs_option("reading, cleaning and rendering")
 @click.pass_context
 def markdown(
@@ -222,6 +233,7 @@ def markdown(
     inputs: tuple[str, ...],
     out_dir: str | None,
     download_images: bool,
+    script: str,
     jobs: int | None,
 ) -> int:
     """Convert articles to Markdown with YAML front matter (`-` reads standard input).
@@ -239,7 +251,7 @@ def markdown(
             raise click.UsageError("several inputs need -o/--output DIR")
         if download_images:
             raise click.UsageError("--download-images needs -o/--output DIR")
-    target = MarkdownTarget(folder=folder, download_images=download_images)
+    target = MarkdownTarget(folder=folder, download_images=download_images, script=script)
     report = _execute(_plan(ctx, inputs, ("markdown", target), jobs=jobs))
     return EXIT_FAILED if report.failed else EXIT_OK
 
@@ -270,6 +282,7 @@ def markdown(
     default="",
     help="The home page it belongs to (default: the one feed's own, else --self-url).",
 )
+@_script_option
 @_jobs_option("reading and cleaning")
 @click.pass_context
 def feed(
@@ -280,6 +293,7 @@ def feed(
     self_url: str,
     title: str,
     link: str,
+    script: str,
     jobs: int | None,
 ) -> int:
     """Republish feeds, feedx articles or HTML pages as one cleaned feed.
@@ -297,6 +311,7 @@ def feed(
         self_url=self_url,
         title=title,
         link=link,
+        script=script,
     )
     report = _execute(_plan(ctx, sources, ("feed", target), jobs=jobs))
     return EXIT_FAILED if report.failed or not report.outputs[0].produced else EXIT_OK

@@ -29,6 +29,7 @@ from convert.errors import ConfigError
 from convert.media.memory import PICTURE_WORKERS, PROCESS_MB, picture_memory
 from convert.period import parse_period
 from convert.resources import resource_path
+from convert.script import SCRIPTS
 from convert.writers import FEED_FORMATS
 
 # --- checks on single values (raise ValueError with the reason) -----------------------
@@ -122,6 +123,11 @@ def _addresses(values: tuple[str, ...]) -> None:
 def _environment_name(value: str) -> None:
     if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
         raise ValueError(f"not the name of an environment variable: {value!r}")
+
+
+def _script(value: str) -> None:
+    if value not in SCRIPTS:
+        raise ValueError(f"expected one of {', '.join(SCRIPTS)}")
 
 
 def _positive(value: float) -> None:
@@ -380,6 +386,10 @@ class EpubOutput:
     font: str
     """A CJK font file for the cover; empty: look for one on the system."""
 
+    script: str = field(default="keep", metadata=_check(_script))
+    """zh-Hans, zh-Hant (-TW, -HK: with that vocabulary) or keep: the Chinese script of
+    the book, every article in the other one converted (OpenCC)."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Source:
@@ -424,6 +434,9 @@ class FeedTarget:
     max_items: int | None = field(default=None, metadata=_check(_positive))
     """Most items kept; the feed section's `max_items` when not given."""
 
+    script: str = field(default="keep", metadata=_check(_script))
+    """The feed's Chinese script (zh-Hans, zh-Hant, zh-Hant-TW, zh-Hant-HK) or keep."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MarkdownTarget:
@@ -434,6 +447,9 @@ class MarkdownTarget:
 
     download_images: bool = False
     """Save pictures in `assets/` beside them."""
+
+    script: str = field(default="keep", metadata=_check(_script))
+    """The files' Chinese script (zh-Hans, zh-Hant, zh-Hant-TW, zh-Hant-HK) or keep."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

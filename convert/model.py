@@ -137,6 +137,10 @@ class Article:
     """The item's permanent id in the feed it was read from (RSS guid, Atom id, JSON Feed
     id) when that is a URI; kept when the item is published again (see `item_id`)."""
 
+    converted_from: str = ""
+    """The language the article was written in when an output showed it in the other
+    Chinese script (`script:`); empty: shown as written."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Channel:

@@ -30,6 +30,7 @@ from convert.outputs.base import Files, OutputContext, Taken
 from convert.period import Period, PeriodSpec, parse_period
 from convert.read import Prepare
 from convert.report import OutputReport
+from convert.script import KEEP, in_script, wanted_script
 
 if TYPE_CHECKING:
     from convert.delivery.mail import Mailer
@@ -74,6 +75,14 @@ class EpubSettings:
     font: str
     """A CJK font file for the cover; empty: look for one."""
 
+    script: str = KEEP
+    """The book's Chinese script (`zh-Hans`, `zh-Hant`, ...), or keep."""
+
+    @property
+    def edition_language(self) -> str:
+        """The edition of a story the reader wants: the book's script's, else its language's."""
+        return wanted_script(self.script) or self.language
+
 
 def settings_of(target: EpubTarget, section: EpubSection) -> EpubSettings:
     """The book's settings: each of the target's over the `epub:` section's."""
@@ -88,6 +97,7 @@ def settings_of(target: EpubTarget, section: EpubSection) -> EpubSettings:
         picture_height=section.picture_height,
         max_pictures=section.max_pictures,
         font=section.font,
+        script=section.script,
     )
 
 
@@ -188,7 +198,7 @@ class EpubOutput:
         """The period and its stories, oldest first; None (with one error line) for none."""
         zone = self.context.zone
         today = self.context.now.astimezone(zone).date()
-        language = self.settings.language
+        language = self.settings.edition_language
         where = self.target.path
         if self.context.archive is not None:
             path = self.context.archive
@@ -217,7 +227,8 @@ class EpubOutput:
             self.files.fail(ConvertError(where, f"no articles for {label}; no digest written"))
             return None
         assert period is not None
-        return period, stories
+        # The edition in the book's script was chosen above; the others are converted.
+        return period, [in_script(story, self.settings.script) for story in stories]
 
     def _first_in(self, dated: list[Article], period: Period) -> list[Article]:
         """The stories whose first edition is in `period`, each in the reader's edition."""
@@ -227,7 +238,7 @@ class EpubOutput:
             story, day = identity.story_key(article), _local_day(article, zone)
             first[story] = min(day, first.get(story, day))
         inside = [a for a in dated if period.start <= first[identity.story_key(a)] <= period.end]
-        chosen = identity.one_per_story(inside, self.settings.language)
+        chosen = identity.one_per_story(inside, self.settings.edition_language)
         return sorted(chosen, key=lambda a: (newest_first(a), identity.copy_key(a)))
 
     def _book(self, digest: Digest) -> bytes:
@@ -312,7 +323,8 @@ def _digest(articles: list[Article], period: Period, settings: EpubSettings) -> 
     ordered = tuple(sorted(articles, key=lambda a: (*order(a), a.id)))
     languages = Counter(a.language for a in ordered if a.language != "und")
     common = sorted(languages.items(), key=lambda pair: (-pair[1], pair[0]))
-    book_language = settings.language or (common[0][0] if common else "und")
+    chosen = settings.script if settings.script != KEEP else settings.language
+    book_language = chosen or (common[0][0] if common else "und")
     return Digest(
         name=settings.name,
         label=period.label,

@@ -29,6 +29,7 @@ from convert.net.client import Downloader
 from convert.outputs.base import STDOUT, Files, OutputContext, Taken
 from convert.read import Prepare, ReadInput
 from convert.report import OutputReport
+from convert.script import in_script, wanted_script
 from convert.sources import STDIN
 from convert.urls import host_of, is_web_url
 from convert.writers import feed_writer
@@ -107,7 +108,12 @@ class FeedOutput:
         # An item per story (its copies and editions are one, as in the archive); each
         # article's key is worked out once (it parses the URL).
         keys = {id(article): identity.story_key(article) for article in (*old, *self.fresh)}
-        fresh = _one_edition_each(self.fresh, keys, identity)
+        script = self.target.script
+        fresh = _one_edition_each(self.fresh, keys, identity, wanted_script(script) or "")
+        # The edition in the feed's script won above; the others are shown converted.
+        converted = [in_script(article, script) for article in fresh]
+        keys.update({id(new): keys[id(old)] for old, new in zip(fresh, converted, strict=True)})
+        fresh = converted
         articles = merge_items(fresh, old, self.max_items, key=lambda a: keys[id(a)])
         self._say_left_out(articles, keys)
         # What a story was published as stays its id, whichever copy or edition is new.
@@ -233,14 +239,15 @@ def _named_after(name: str) -> str:
 
 
 def _one_edition_each(
-    articles: Sequence[Article], keys: dict[int, str], identity: Identity
+    articles: Sequence[Article], keys: dict[int, str], identity: Identity, wanted: str
 ) -> list[Article]:
-    """One article per story: the edition a reader of no particular script gets
-    (`identity.edition_rank`); of two copies of one article, the later read."""
+    """One article per story: the edition a reader of `wanted` (or of no particular
+    script: "") gets (`identity.edition_rank`); of two copies of one article, the later
+    read."""
     best: dict[str, tuple[tuple[bool, bool, datetime, str], Article]] = {}
     for article in articles:
         rank = edition_rank(
-            article.language, item_date(article), identity.copy_key(article), wanted=""
+            article.language, item_date(article), identity.copy_key(article), wanted=wanted
         )
         story = keys[id(article)]
         if story not in best or rank >= best[story][0]:

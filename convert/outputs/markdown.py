@@ -20,6 +20,7 @@ from convert.errors import ConvertError
 from convert.fsutil import FileBatch
 from convert.outputs.base import STDOUT, Files, OutputContext, Taken
 from convert.report import OutputReport
+from convert.script import KEEP, cleaned_in_script
 from convert.writers.markdown import markdown_file_stem, render_markdown, unique_file_name
 
 if TYPE_CHECKING:
@@ -69,8 +70,12 @@ class PictureIntake:
     """As served: no scaling, no re-encoding of JPEG, PNG, GIF and WebP."""
 
 
-def render(cleaned: Cleaned, downloader: Downloader, intake: PictureIntake | None) -> Rendered:
-    """One article's Markdown file; with `intake`, its pictures fetched for `assets/`."""
+def render(
+    cleaned: Cleaned, downloader: Downloader, intake: PictureIntake | None, script: str = KEEP
+) -> Rendered:
+    """One article's Markdown file, in `script`; with `intake`, its pictures fetched for
+    `assets/`."""
+    cleaned = cleaned_in_script(cleaned, script)
     article = cleaned.article
     if intake is None or not article.images:
         return Rendered(render_markdown(article, body=cleaned.body), markdown_file_stem(article))
@@ -114,12 +119,14 @@ class MarkdownOutput:
     def prepare(self) -> Prepare:
         """Each article's Markdown (and its pictures), made where it is cleaned."""
         fetching = self.target.download_images and not self.to_stdout and not self.context.dry_run
+        script = self.target.script
         if not fetching:
-            return partial(render, intake=None)
+            return partial(render, intake=None, script=script)
         from convert.media.prepare import PictureOptions  # noqa: PLC0415 - Pillow
 
         options = PictureOptions(keep_original=True, memory_bytes=self.context.picture_memory)
-        return partial(render, intake=PictureIntake(self.context.picture_cache, options))
+        intake = PictureIntake(self.context.picture_cache, options)
+        return partial(render, intake=intake, script=script)
 
     def take(self, taken: Taken) -> None:
         """Write each article of one input (stdout: keep it for `produce`)."""
