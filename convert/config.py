@@ -26,6 +26,7 @@ import yaml
 from lxml.cssselect import CSSSelector
 
 from convert.errors import ConfigError
+from convert.filters import ArticleFilter, check_patterns
 from convert.media.memory import PICTURE_WORKERS, PROCESS_MB, picture_memory
 from convert.period import parse_period
 from convert.resources import resource_path
@@ -392,7 +393,26 @@ class EpubOutput:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Source:
+class Filtering:
+    """Which articles a source or an output takes (see `convert.filters`)."""
+
+    include: tuple[str, ...] = field(default=(), metadata=_check(check_patterns))
+    """Only articles with one of these words (or `/regex/`) in their title, authors, tags
+    or text; empty: every article."""
+
+    exclude: tuple[str, ...] = field(default=(), metadata=_check(check_patterns))
+    """Not the articles with any of these words (or `/regex/`)."""
+
+    max_age_days: int | None = field(default=None, metadata=_check(_positive))
+    """Not the articles dated more than this many days before the run."""
+
+    def article_filter(self) -> ArticleFilter:
+        """These settings as the filter that applies them."""
+        return ArticleFilter(self.include, self.exclude, self.max_age_days)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Source(Filtering):
     """One input of the main job."""
 
     path: str = field(metadata=_PATH)
@@ -412,7 +432,7 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FeedTarget:
+class FeedTarget(Filtering):
     """A feed the main job writes."""
 
     path: str = field(metadata=_PATH)
@@ -439,7 +459,7 @@ class FeedTarget:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MarkdownTarget:
+class MarkdownTarget(Filtering):
     """A folder of Markdown files the main job writes."""
 
     folder: str = field(metadata=_PATH)
@@ -453,7 +473,7 @@ class MarkdownTarget:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EpubTarget:
+class EpubTarget(Filtering):
     """An EPUB digest: from the archive in the main job, from its inputs for `epub FILES`."""
 
     path: str = field(metadata={**_PATH, "check": _not_stdout})

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from convert.cleaning import CleanOptions, CleanRules
 from convert.config import Config, Download, SiteRules, Source, Target
 from convert.errors import ConfigError
+from convert.filters import ArticleFilter
 from convert.identity import Identity
 from convert.media.memory import picture_memory
 from convert.net.cache import user_cache_dir
@@ -75,9 +76,12 @@ class Settings:
         root = Path(self.net.cache_dir) if self.net.cache_dir else user_cache_dir()
         return root / "pictures"
 
-    def source(self, rules: SiteRules | None) -> SourceOptions:
-        """How a source's inputs are read and cleaned, its own `rules` over its sites'."""
-        return SourceOptions(self.reading.under(rules), self.cleaning.under(rules))
+    def source(self, rules: SiteRules | None, taken: ArticleFilter | None = None) -> SourceOptions:
+        """How a source's inputs are read and cleaned, its own `rules` over its sites',
+        and which of its articles are `taken` (None: all)."""
+        return SourceOptions(
+            self.reading.under(rules), self.cleaning.under(rules), taken or ArticleFilter()
+        )
 
     def open_archive(self, path: Path) -> Archive:
         """The archive at `path`, with the job's zone and identity rules."""

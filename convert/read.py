@@ -21,6 +21,7 @@ from lxml.html import HtmlElement
 from convert.cleaning import Cleaned, CleanOptions, clean, clean_channel
 from convert.config import Download
 from convert.errors import ConvertError
+from convert.filters import ArticleFilter
 from convert.fragments import text_of
 from convert.model import Article, Channel, item_date
 from convert.net.client import Downloader
@@ -44,6 +45,9 @@ class SourceOptions:
 
     cleaning: CleanOptions
     """Cleaning's options, with the source's own rules over its sites'."""
+
+    taken: ArticleFilter = field(default_factory=ArticleFilter)
+    """Which of the source's articles are taken (include, exclude, max_age_days)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +112,9 @@ class ReadInput:
 
     stale: bool = False
     """A feed whose newest dated item is older than `stale_after_days`."""
+
+    filtered: int = 0
+    """Its articles the source's filter left out."""
 
     @property
     def articles(self) -> tuple[Article, ...]:
@@ -183,6 +190,7 @@ def read_one(
     data = read_bytes(name, stage.max_input_bytes, downloader, follow_links=not ours)
     read = sniff_reader(data, where)(data, where, options.reading)
     items = []
+    filtered = 0
     for parsed in read.items:
         if not stage.clean:
             items.append(Item(parsed.article, (None,) * len(stage.prepares)))
@@ -208,6 +216,12 @@ def read_one(
                     cleaned.article.title[:60],
                 )
             continue
+        if not ours and options.taken.active:
+            why = options.taken.refusal(cleaned.article, stage.now)
+            if why is not None:
+                log.debug("%s: %r left out: %s", where, cleaned.article.title[:60], why)
+                filtered += 1
+                continue
         prepared = tuple(p(cleaned, downloader) if p else None for p in stage.prepares)
         items.append(Item(cleaned.article, prepared))
     dates = [moment for item in items if (moment := item_date(item.article)) is not None]
@@ -216,7 +230,7 @@ def read_one(
     channel = read.channel
     if channel is not None and stage.clean:
         channel = clean_channel(channel, options.cleaning.everywhere)
-    return ReadInput(name, channel, tuple(items), read.sources, newest, stale)
+    return ReadInput(name, channel, tuple(items), read.sources, newest, stale, filtered)
 
 
 def _has_content(article: Article, body: HtmlElement) -> bool:

@@ -35,6 +35,12 @@ class SourceReport:
     stale: bool = False
     """A feed of it has not had a new dated item for `feed.stale_after_days`."""
 
+    filtering: bool = False
+    """It has a filter (include, exclude, max_age_days)."""
+
+    filtered: int = 0
+    """Articles its filter left out."""
+
 
 @dataclass
 class OutputReport:

@@ -21,8 +21,9 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from convert.config import MarkdownTarget, Target
+from convert.config import Filtering, MarkdownTarget, Target
 from convert.errors import ConvertError
+from convert.filters import ArticleFilter
 from convert.fsutil import exclusive_lock, sweep_stale_temps
 from convert.model import Article, newest_first
 from convert.net.client import Downloader
@@ -116,13 +117,14 @@ def _distinct_options(plan: Plan) -> tuple[tuple[SourceOptions, ...], list[int]]
     batch of inputs, and a thousand copies of one cost more than the reading saves.
     """
     options: list[SourceOptions] = []
-    index_of: dict[int | None, int] = {}
+    index_of: dict[tuple[int | None, ArticleFilter], int] = {}
     option_of = []
     for source in plan.sources:
-        key = id(source.rules) if source.rules is not None else None
+        taken = source.article_filter()
+        key = (id(source.rules) if source.rules is not None else None, taken)
         if key not in index_of:
             index_of[key] = len(options)
-            options.append(plan.settings.source(source.rules))
+            options.append(plan.settings.source(source.rules, taken))
         option_of.append(index_of[key])
     return tuple(options), option_of
 
@@ -140,13 +142,19 @@ def _read_everything(
     """Every source's inputs read in order, each source handed on when it is done."""
     tasks: list[tuple[str, int]] = []
     for number, source in enumerate(plan.sources):
-        report.sources.append(SourceReport(name=source.name or source.path))
+        report.sources.append(
+            SourceReport(name=source.name or source.path, filtering=source.article_filter().active)
+        )
         try:
             tasks.extend((name, number) for name in expand_source(source.path))
         except ConvertError as error:
             log.error("%s", error)
             report.sources[number].failed.append(source.path)
     last_of = {number: index for index, (_name, number) in enumerate(tasks)}
+    taken_by = [
+        target.article_filter() if isinstance(target, Filtering) else ArticleFilter()
+        for _kind, target in plan.targets
+    ]
     step = progress("Reading", len(tasks)) if progress and tasks else None
     held: list[ReadInput] = []  # the source's reads so far, when it is handed on whole
     work = [(name, option_of[number]) for name, number in tasks]
@@ -158,12 +166,12 @@ def _read_everything(
         # A source keeping its newest articles, or stored in one transaction, is handed
         # on once all its inputs are read; any other, input by input as they come.
         if not limit and archive is None:
-            _hand_on(list(done.reads), row, outputs)
+            _hand_on(list(done.reads), row, outputs, taken_by, stage.now)
         else:
             held.extend(done.reads)
             if last_of[number] == index:
                 reads = _newest(held, limit) if limit else held
-                _hand_on(reads, row, outputs)
+                _hand_on(reads, row, outputs, taken_by, stage.now)
                 if archive is not None:
                     archive.store(row, [item.article for read in reads for item in read.items])
                 held = []
@@ -188,19 +196,31 @@ def _inputs_done(
         yield read_input(name, number, stage, downloader)
 
 
-def _hand_on(reads: list[ReadInput], row: SourceReport, outputs: list[Output]) -> None:
-    """One source's (or input's) reads to every output, in order."""
+def _hand_on(
+    reads: list[ReadInput],
+    row: SourceReport,
+    outputs: list[Output],
+    taken_by: list[ArticleFilter],
+    now: datetime,
+) -> None:
+    """One source's (or input's) reads to every output, in order, each output's filter
+    (`taken_by`, in the outputs' order) applied."""
     for read in reads:
         row.read += len(read.items)
+        row.filtered += read.filtered
         row.stale = row.stale or read.stale
         if read.newest is not None and (row.newest is None or read.newest > row.newest):
             row.newest = read.newest
-        articles = [item.article for item in read.items]
         for index, output in enumerate(outputs):
+            taken = taken_by[index]
+            items = [
+                item
+                for item in read.items
+                if not taken.active or taken.refusal(item.article, now) is None
+            ]
+            articles = [item.article for item in items]
             output.take(
-                Taken(
-                    read.name, read.channel, articles, [item.prepared[index] for item in read.items]
-                )
+                Taken(read.name, read.channel, articles, [item.prepared[index] for item in items])
             )
 
 

@@ -19,10 +19,13 @@ def print_summary(report: RunReport, *, on_terminal: bool) -> None:
     A dry run also names every file that would change.
     """
     verb = "would write" if report.dry_run else "written"
+    # Articles left out by a source's filter: a column only when a source has one.
+    filtering = any(row.filtering for row in report.sources)
     sources = [
         [
             row.name,
             str(row.read),
+            *([str(row.filtered)] * filtering),
             _newest(row),
             str(row.new),
             str(row.updated),
@@ -31,6 +34,7 @@ def print_summary(report: RunReport, *, on_terminal: bool) -> None:
         ]
         for row in report.sources
     ]
+    source_columns = ["source", "read", *(["filtered"] * filtering), "newest", "new"]
     outputs = [
         [
             out.kind,
@@ -43,7 +47,7 @@ def print_summary(report: RunReport, *, on_terminal: bool) -> None:
         for out in report.outputs
     ]
     tables = [
-        ("sources", ["source", "read", "newest", "new", "updated", "unchanged", "failed"], sources),
+        ("sources", [*source_columns, "updated", "unchanged", "failed"], sources),
         ("outputs", ["output", "path", "size", verb, "unchanged", "status"], outputs),
     ]
     lines: list[str] = []

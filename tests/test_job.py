@@ -144,7 +144,7 @@ def test_misspelled_key_is_named_with_its_line(
     assert run("-c", str(config)) == 2
     assert capsys.readouterr().err.strip() == (
         f"error: {config}:3: sources[0].enabeld: unknown key "
-        "(valid keys here: enabled, max_items, name, path, rules)"
+        "(valid keys here: enabled, exclude, include, max_age_days, max_items, name, path, rules)"
     )
 
 

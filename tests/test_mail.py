@@ -362,3 +362,39 @@ def test_the_job_sends_each_book_once_per_address(
     assert sorted(e.rcpt_tos[0] for e in box.arrived[2:]) == sorted([KINDLE, "me@example.org"])
     books = [parsed(e).get_payload()[1].get_content() for e in box.arrived]  # type: ignore[index]
     assert books[0] == books[1] != books[2] == books[3]
+
+
+def test_a_failed_mailing_fails_the_run_and_the_other_outputs_are_written(
+    mailbox: tuple[Mailbox, int],
+    authority: tuple[trustme.CA, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refused login: one error line, exit 1; the book and the feed are written, and
+    the next run (the login fixed) sends the book it could not send."""
+    box, port = mailbox
+    monkeypatch.setenv(PASSWORD_ENV, "wrong")
+    book, feed = tmp_path / "out" / "book.epub", tmp_path / "out" / "feed.xml"
+    job = config(
+        tmp_path,
+        port,
+        authority[1],
+        more=(
+            f"archive: {tmp_path / 'archive.sqlite'}\n"
+            f"sources:\n  - path: {ROOT / 'examples' / 'wsj-no-images.txt'}\n"
+            "outputs:\n"
+            f"  - epub: {{path: {book}, week: all, send_to: [{KINDLE}]}}\n"
+            f"  - feed: {{path: {feed}, self_url: 'https://e.org/f.xml'}}\n"
+        ),
+    )
+    code, _out, err = send(["-c", str(job), "run", "-q"], capsys)
+    assert code == 1 and box.arrived == []
+    assert [line for line in err if line.startswith("error:")] == [
+        f"error: {book}: not sent to {KINDLE}: login refused (535 5.7.8 Authentication"
+        " credentials invalid)"
+    ]
+    assert book.stat().st_size > 0 and feed.stat().st_size > 0
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    assert send(["-c", str(job), "run", "-q"], capsys)[0] == 0
+    assert [e.rcpt_tos for e in box.arrived] == [[KINDLE]]

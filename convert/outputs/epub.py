@@ -222,6 +222,10 @@ class EpubOutput:
             days = [_local_day(a, zone) for a in dated]
             period = self.period.resolve(today, lambda: max(days, default=None), lambda: days)
             stories = self._first_in(dated, period) if period else []
+        taken = self.target.article_filter()
+        if taken.active:
+            now = self.context.now
+            stories = [story for story in stories if taken.refusal(story, now) is None]
         if not stories:
             label = period.label if period else "the inputs (none is dated)"
             self.files.fail(ConvertError(where, f"no articles for {label}; no digest written"))
